@@ -1,0 +1,122 @@
+#include "support/log.hpp"
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <mutex>
+
+namespace tlsrelay::support {
+namespace {
+
+struct LogState {
+    std::mutex mutex;
+    LogTarget target = LogTarget::stderr_stream;
+    LogFormat format = LogFormat::postfix;
+    std::string hostname = "localhost";
+};
+
+LogState& state() {
+    static LogState s;
+    return s;
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+    out += '"';
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    out += '"';
+}
+
+void emit(std::string_view service, std::string_view severity, std::string_view text) {
+    auto& s = state();
+    std::string body;
+    if (!severity.empty()) {
+        body += severity;
+        body += ": ";
+    }
+    body += printable(text);
+    if (s.target == LogTarget::syslog) {
+        std::string ident = "tlsrelay/" + std::string(service);
+        std::lock_guard lock(s.mutex);
+        openlog(ident.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
+        syslog(severity.empty() ? LOG_INFO : LOG_WARNING, "%s", body.c_str());
+        return;
+    }
+    auto now = std::chrono::system_clock::now();
+    std::time_t t = std::chrono::system_clock::to_time_t(now);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    std::string line;
+    if (s.format == LogFormat::json) {
+        char stamp[40];
+        std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S%z", &tm);
+        line = "{\"time\":";
+        append_json_string(line, stamp);
+        line += ",\"host\":";
+        append_json_string(line, s.hostname);
+        line += ",\"service\":";
+        append_json_string(line, "tlsrelay/" + std::string(service));
+        line += ",\"pid\":" + std::to_string(::getpid());
+        if (!severity.empty()) {
+            line += ",\"severity\":";
+            append_json_string(line, severity);
+        }
+        line += ",\"message\":";
+        append_json_string(line, printable(text));
+        line += "}\n";
+    } else {
+        char stamp[32];
+        std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
+        line = std::string(stamp) + " " + s.hostname + " tlsrelay/" + std::string(service) + "[" +
+               std::to_string(::getpid()) + "]: " + body + "\n";
+    }
+    std::lock_guard lock(s.mutex);
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+        ssize_t n = ::write(STDERR_FILENO, p, left);
+        if (n <= 0) break;  // nowhere to report a failing stderr
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+}
+
+}  // namespace
+
+void log_setup(LogTarget target, LogFormat format, std::string hostname) {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    s.target = target;
+    s.format = format;
+    s.hostname = std::move(hostname);
+}
+
+void log_info(std::string_view service, std::string_view text) { emit(service, "", text); }
+void log_warning(std::string_view service, std::string_view text) {
+    emit(service, "warning", text);
+}
+void log_error(std::string_view service, std::string_view text) { emit(service, "error", text); }
+
+std::string printable(std::string_view text) {
+    std::string out(text);
+    for (auto& c : out) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u >= 0x7f) c = '?';
+    }
+    return out;
+}
+
+}  // namespace tlsrelay::support

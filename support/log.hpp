@@ -1,0 +1,25 @@
+// Log lines in Postfix's syslog shape ("Mon dd hh:mm:ss host tlsrelay/smtpd[pid]: text")
+// so that pflogsumm, fail2ban and grep alerts work unchanged. One write per line,
+// safe from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tlsrelay::support {
+
+enum class LogTarget { stderr_stream, syslog };
+enum class LogFormat { postfix, json };
+
+void log_setup(LogTarget target, LogFormat format, std::string hostname);
+
+// service is the Postfix-like process name: "smtpd", "smtp", "qmgr", "queue", "master".
+void log_info(std::string_view service, std::string_view text);
+void log_warning(std::string_view service, std::string_view text);  // "warning: text"
+void log_error(std::string_view service, std::string_view text);    // "error: text"
+
+// Replaces bytes that are not printable ASCII with '?', as Postfix's printable()
+// does before client-supplied text reaches a log line or a header.
+std::string printable(std::string_view text);
+
+}  // namespace tlsrelay::support
