@@ -27,6 +27,8 @@ struct Command {
 };
 
 // Splits a line into verb and argument. "MAIL FROM:<a@b>" -> {mail, "FROM:<a@b>"}.
+// Forbidden: GET/POST/CONNECT, or a first word shaped like "Name:" ([A-Za-z][A-Za-z0-9-]*
+// then ':'), unless Name is a verb ("MAIL:" is unknown, a confused client).
 Command parse_command(std::string_view line);
 
 struct Address {
@@ -54,7 +56,8 @@ struct ParseLimits {
 
 // argument is Command::argument of a MAIL command ("FROM:<a@b> SIZE=10").
 // Errors: 501 5.5.4 / 501 5.1.7 syntax, 555 5.5.4 unknown parameter, 552 5.3.4 SIZE too big,
-// 553 5.6.7 non-ASCII without SMTPUTF8.
+// 553 5.6.7 non-ASCII without SMTPUTF8, 501 5.5.2 non-ASCII that is not UTF-8 (Postfix
+// says 500; 501 is RFC 5321 §4.1.2's code for bad characters in an argument).
 std::variant<MailFrom, Reply> parse_mail(std::string_view argument, const ParseLimits& limits);
 
 // argument is Command::argument of a RCPT command ("TO:<u@d>"). utf8_allowed: the

@@ -1,6 +1,8 @@
 // Splits the command stream into lines: CRLF ends a line, and so does a bare LF
-// (Postfix's "normalize", the default since 3.9). A line over max_line bytes is
-// discarded up to its end and reported as too long, so memory stays bounded.
+// (Postfix's "normalize", the default since 3.9). A CR not followed by LF stays in the
+// line (the session refuses it). A line whose bytes, terminator included, exceed
+// max_line (RFC 5321 §4.5.3.1.4 counts the CRLF) is discarded up to its end and
+// reported as too long, so at most max_line - 1 bytes are ever buffered.
 // Pure: bytes in, lines out; the session owns the socket.
 #pragma once
 
@@ -29,7 +31,8 @@ private:
     std::string line_;
     bool overflow_ = false;
     bool bare_lf_ = false;
-    bool complete_ = false;
+    bool complete_ = false;     // line_ was handed out; clear it on the next call
+    bool last_was_cr_ = false;  // last byte seen was CR (also while discarding)
 };
 
 }  // namespace tlsrelay::smtp
