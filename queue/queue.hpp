@@ -13,6 +13,8 @@
 #include <system_error>
 #include <vector>
 
+#include "queue/file_ops.hpp"
+
 namespace tlsrelay::queue {
 
 enum class RecipientState : std::uint8_t {
@@ -56,7 +58,10 @@ public:
     // Appends content bytes (CRLF lines, dot-unstuffed). An error is final for this draft.
     virtual std::error_code append(std::string_view bytes) = 0;
     // Makes the message durable: blocking (fsync); call it off the network thread.
-    // On error nothing of the message is left on disk.
+    // On error nothing of the message is left on disk. Safe to call concurrently for
+    // different drafts (the directory fsync is shared between them). The id and size
+    // are the draft's own; arrival_us 0 means now; recipients start pending; `held`
+    // is the initial hold. Needs at least one recipient.
     virtual std::error_code commit(const Envelope& envelope) = 0;
 };
 
@@ -77,7 +82,10 @@ public:
     virtual std::optional<Envelope> envelope(const std::string& id) = 0;
     virtual std::optional<std::string> content(const std::string& id) = 0;
 
-    // Durably records delivery state (recipient states, attempts, held).
+    // Durably records delivery state: each recipient's state, attempts, next attempt and
+    // last DSN/reason. The recipients must be the message's own, in order. `held` is
+    // left as stored: only set_held() changes it, so a hold placed by another process
+    // (the CLI) while a delivery was running is not undone by the delivery's update.
     virtual std::error_code update(const Envelope& envelope) = 0;
     virtual std::error_code remove(const std::string& id) = 0;
     virtual std::error_code set_held(const std::string& id, bool held) = 0;
@@ -92,5 +100,11 @@ struct OpenResult {
 // Opens (creating if needed) the spool directory and recovers it: removes temp files
 // of messages never acknowledged, moves unreadable messages to corrupt/.
 OpenResult open_spool(const std::filesystem::path& dir);
+// The same with the syscalls behind `ops` (tests inject faults through it).
+OpenResult open_spool(const std::filesystem::path& dir, const FileOps& ops);
+
+// Queue ids are 14 upper-case hex digits: 8 for the unix second, 5 for the microsecond,
+// 1 from a per-process counter; an exclusive create makes them unique.
+bool is_queue_id(std::string_view text);
 
 }  // namespace tlsrelay::queue

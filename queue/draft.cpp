@@ -1,0 +1,230 @@
+// A message being received: content framed into 64 KiB records and written as it comes,
+// then committed by the rule in format.hpp. Any failure removes every trace of it.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+
+#include "queue/format.hpp"
+#include "queue/spool_core.hpp"
+
+namespace tlsrelay::queue {
+
+namespace {
+
+std::int64_t now_us() {
+    using namespace std::chrono;
+    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+bool path_exists(const std::filesystem::path& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+class FsDraft final : public Draft {
+public:
+    FsDraft(std::shared_ptr<SpoolCore> core, std::string id, io::Fd fd, io::Fd lock_fd)
+        : core_(std::move(core)), id_(std::move(id)), fd_(std::move(fd)),
+          lock_fd_(std::move(lock_fd)) {
+        put(format::file_header(format::message_magic));
+    }
+    ~FsDraft() override { abandon(); }
+
+    const std::string& id() const override { return id_; }
+    std::error_code append(std::string_view bytes) override;
+    std::error_code commit(const Envelope& envelope) override;
+
+private:
+    std::filesystem::path tmp_path() const { return core_->tmp / id_; }
+    void put(std::string_view bytes);
+    void put_chunk(std::string_view content);
+    std::error_code flush();
+    std::error_code write_tail(const Envelope& envelope);
+    std::error_code publish();
+    std::error_code fail(std::error_code ec);
+    void abandon();
+
+    enum class Stage { writing, renamed, finished };
+
+    std::shared_ptr<SpoolCore> core_;
+    std::string id_;
+    io::Fd fd_;
+    io::Fd lock_fd_;  // LOCK_EX on tmp/<id> until renamed: recovery leaves it alone
+    format::Sha256 sha_;
+    std::string out_;    // framed bytes not yet written
+    std::string chunk_;  // content not yet framed
+    std::uint64_t framed_ = 0;
+    std::uint64_t size_ = 0;
+    std::error_code error_;
+    Stage stage_ = Stage::writing;
+};
+
+void FsDraft::put(std::string_view bytes) {
+    sha_.update(bytes);
+    out_ += bytes;
+    framed_ += bytes.size();
+}
+
+void FsDraft::put_chunk(std::string_view content) {
+    put(format::record_header(format::rec::content, static_cast<std::uint32_t>(content.size())));
+    put(content);
+}
+
+std::error_code FsDraft::flush() {
+    auto ec = io::write_all(core_->ops, fd_.get(), out_);
+    out_.clear();
+    return ec;
+}
+
+std::error_code FsDraft::append(std::string_view bytes) {
+    if (error_) return error_;
+    if (stage_ != Stage::writing) return std::make_error_code(std::errc::invalid_argument);
+    size_ += bytes.size();
+    chunk_ += bytes;
+    std::size_t used = 0;
+    while (chunk_.size() - used >= format::chunk_size) {
+        put_chunk(std::string_view(chunk_).substr(used, format::chunk_size));
+        used += format::chunk_size;
+        if (auto ec = flush()) return fail(ec);
+    }
+    chunk_.erase(0, used);
+    return {};
+}
+
+std::error_code FsDraft::commit(const Envelope& envelope) {
+    if (error_) return error_;
+    if (stage_ != Stage::writing || envelope.recipients.empty())
+        return fail(std::make_error_code(std::errc::invalid_argument));
+    if (auto ec = write_tail(envelope)) return fail(ec);
+    if (auto ec = publish()) return fail(ec);
+    stage_ = Stage::finished;
+    return {};
+}
+
+std::error_code FsDraft::write_tail(const Envelope& envelope) {
+    if (!chunk_.empty()) put_chunk(chunk_);
+    chunk_.clear();
+    Envelope e = envelope;
+    e.id = id_;
+    e.size = size_;
+    if (e.arrival_us == 0) e.arrival_us = now_us();
+    std::string records, why;
+    if (!format::encode_envelope(e, records, why))
+        return std::make_error_code(std::errc::invalid_argument);
+    std::uint64_t envelope_offset = framed_;
+    put(records);
+    put(format::end_record_prefix(envelope_offset, format::sha256(records)));
+    out_ += format::as_bytes(sha_.finish());
+    return flush();
+}
+
+// fsync, close, rename into messages/, fsync messages/ (shared with concurrent commits).
+std::error_code FsDraft::publish() {
+    const FileOps& ops = core_->ops;
+    if (auto ec = io::sync(ops, fd_.get())) return ec;
+    if (auto ec = io::close_checked(ops, fd_)) return ec;
+    if (auto ec = io::rename(ops, tmp_path(), core_->message_path(id_), true)) {
+        // Some errors leave it unknown whether the rename happened; the name tells.
+        if (ec != std::errc::file_exists && !path_exists(tmp_path())) stage_ = Stage::renamed;
+        return ec;
+    }
+    stage_ = Stage::renamed;
+    lock_fd_.reset();
+    return core_->messages_sync.sync(ops, core_->messages_fd.get());
+}
+
+std::error_code FsDraft::fail(std::error_code ec) {
+    error_ = ec;
+    abandon();
+    return ec;
+}
+
+void FsDraft::abandon() {
+    fd_.reset();
+    if (stage_ == Stage::writing) io::unlink(tmp_path());
+    if (stage_ == Stage::renamed) {
+        // The directory fsync failed: the 250 will not be sent, so take the name back.
+        io::unlink(core_->message_path(id_));
+        io::sync(core_->ops, core_->messages_fd.get());
+    }
+    lock_fd_.reset();
+    stage_ = Stage::finished;
+}
+
+}  // namespace
+
+std::error_code GroupSync::sync(const FileOps& ops, int dir_fd) {
+    std::unique_lock lock(mutex_);
+    if (!waiting_) waiting_ = std::make_shared<Batch>();
+    std::shared_ptr<Batch> mine = waiting_;
+    while (!mine->done) {
+        if (syncing_) {
+            done_.wait(lock);
+            continue;
+        }
+        // No fsync is running, so ours has not started: run it for the whole batch.
+        waiting_.reset();
+        syncing_ = true;
+        lock.unlock();
+        std::error_code ec = io::sync(ops, dir_fd);
+        lock.lock();
+        syncing_ = false;
+        mine->result = ec;
+        mine->done = true;
+        done_.notify_all();
+    }
+    return mine->result;
+}
+
+std::string next_queue_id() {
+    static std::atomic<std::uint32_t> counter{static_cast<std::uint32_t>(::getpid())};
+    std::int64_t us = now_us();
+    auto seconds = static_cast<unsigned long long>(us / 1000000) & 0xffffffffu;
+    auto micros = static_cast<unsigned long long>(us % 1000000);
+    unsigned tail = counter.fetch_add(1, std::memory_order_relaxed) & 0xf;
+    char text[16];
+    std::snprintf(text, sizeof text, "%08llX%05llX%X", seconds, micros, tail);
+    return text;
+}
+
+bool is_queue_id(std::string_view text) {
+    if (text.size() != 14) return false;
+    for (char c : text) {
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return false;
+    }
+    return true;
+}
+
+std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, std::error_code& ec) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        std::string id = next_queue_id();
+        std::filesystem::path path = core->tmp / id;
+        io::Fd fd = io::open_file(path, O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
+        if (ec == std::errc::file_exists) continue;
+        if (ec) return nullptr;
+        io::Fd lock_fd = io::open_file(path, O_RDONLY, ec);
+        if (ec) {
+            io::unlink(path);
+            return nullptr;
+        }
+        ec = io::lock(lock_fd.get(), LOCK_EX | LOCK_NB);
+        // Lost a race with another process's recovery, which is deleting the file.
+        if (ec == std::errc::operation_would_block || io::unlinked(lock_fd.get())) continue;
+        if (ec) {
+            io::unlink(path);
+            return nullptr;
+        }
+        if (path_exists(core->message_path(id))) {
+            io::unlink(path);
+            continue;
+        }
+        return std::make_unique<FsDraft>(std::move(core), std::move(id), std::move(fd),
+                                         std::move(lock_fd));
+    }
+    ec = std::make_error_code(std::errc::file_exists);
+    return nullptr;
+}
+
+
+}  // namespace tlsrelay::queue

@@ -1,0 +1,207 @@
+// The file-system Spool: reading envelopes and content, and durable delivery-state
+// updates. A CLI process may act on the spool while the daemon runs: every
+// read-modify-write of a message's state holds flock(LOCK_EX) on its message file.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+
+#include "queue/format.hpp"
+#include "queue/spool_core.hpp"
+#include "support/log.hpp"
+
+namespace tlsrelay::queue {
+
+std::string_view to_string(RecipientState s) {
+    switch (s) {
+    case RecipientState::pending: return "pending";
+    case RecipientState::deferred: return "deferred";
+    case RecipientState::sent: return "sent";
+    case RecipientState::bounced: return "bounced";
+    }
+    return "unknown";
+}
+
+namespace {
+
+bool same_recipients(const Envelope& a, const Envelope& b) {
+    return std::equal(a.recipients.begin(), a.recipients.end(), b.recipients.begin(),
+                      b.recipients.end(),
+                      [](const Recipient& x, const Recipient& y) { return x.address == y.address; });
+}
+
+class FsSpool final : public Spool {
+public:
+    explicit FsSpool(std::shared_ptr<SpoolCore> core) : core_(std::move(core)) {}
+
+    std::uint64_t free_bytes() const override;
+    std::unique_ptr<Draft> begin(std::error_code& ec) override { return begin_draft(core_, ec); }
+    std::vector<Envelope> list() override;
+    std::optional<Envelope> envelope(const std::string& id) override;
+    std::optional<std::string> content(const std::string& id) override;
+    std::error_code update(const Envelope& envelope) override;
+    std::error_code remove(const std::string& id) override;
+    std::error_code set_held(const std::string& id, bool held) override;
+
+private:
+    io::Fd open_locked(const std::string& id, int op, std::error_code& ec);
+    std::error_code current(int fd, const std::string& id, Envelope& out);
+    void apply_state_file(Envelope& envelope);
+    std::error_code write_state(const Envelope& envelope);
+
+    std::shared_ptr<SpoolCore> core_;
+};
+
+std::uint64_t FsSpool::free_bytes() const {
+    struct statvfs st {};
+    if (::statvfs(core_->dir.c_str(), &st) != 0) return 0;  // unknown: refuse mail
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// Opens messages/<id> and locks it; a file removed while we waited is "not found".
+io::Fd FsSpool::open_locked(const std::string& id, int op, std::error_code& ec) {
+    ec = std::make_error_code(std::errc::no_such_file_or_directory);
+    if (!is_queue_id(id)) return {};
+    io::Fd fd = io::open_file(core_->message_path(id), O_RDONLY, ec);
+    if (!ec) ec = io::lock(fd.get(), op);
+    if (!ec && io::unlinked(fd.get())) ec = std::make_error_code(std::errc::no_such_file_or_directory);
+    return ec ? io::Fd{} : std::move(fd);
+}
+
+// The message's envelope with its state file applied.
+std::error_code FsSpool::current(int fd, const std::string& id, Envelope& out) {
+    Envelope e;
+    format::Check c = format::read_envelope(fd, e);
+    if (c.ok() && e.id != id) c.why = "id record does not match the file name";
+    if (!c.ok()) {
+        support::log_warning("queue", id + ": cannot read envelope: " + c.why);
+        return std::make_error_code(c.io_error ? std::errc::io_error : std::errc::bad_message);
+    }
+    apply_state_file(e);
+    out = std::move(e);
+    return {};
+}
+
+void FsSpool::apply_state_file(Envelope& e) {
+    std::string file;
+    std::error_code ec = io::read_file(core_->state_path(e.id), file);
+    if (ec == std::errc::no_such_file_or_directory) return;  // initial state
+    format::Check c = ec ? format::Check{"read error: " + ec.message(), true}
+                         : format::apply_state(file, e);
+    if (!c.ok())  // start over from the envelope: duplicates, never loss
+        support::log_warning("queue", e.id + ": ignoring state file: " + c.why);
+}
+
+std::vector<Envelope> FsSpool::list() {
+    std::vector<Envelope> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(core_->messages, ec)) {
+        std::string name = entry.path().filename().string();
+        if (!is_queue_id(name)) continue;
+        if (auto e = envelope(name)) out.push_back(std::move(*e));
+    }
+    std::sort(out.begin(), out.end(), [](const Envelope& a, const Envelope& b) {
+        return a.arrival_us != b.arrival_us ? a.arrival_us < b.arrival_us : a.id < b.id;
+    });
+    return out;
+}
+
+std::optional<Envelope> FsSpool::envelope(const std::string& id) {
+    std::error_code ec;
+    io::Fd fd = open_locked(id, LOCK_SH, ec);
+    Envelope e;
+    if (ec || current(fd.get(), id, e)) return std::nullopt;
+    return e;
+}
+
+std::optional<std::string> FsSpool::content(const std::string& id) {
+    std::error_code ec;
+    io::Fd fd = open_locked(id, LOCK_SH, ec);
+    if (ec) return std::nullopt;
+    Envelope e;
+    std::string content;
+    format::Check c = format::read_message(fd.get(), e, &content);
+    if (c.ok() && e.id != id) c.why = "id record does not match the file name";
+    if (c.ok()) return content;
+    if (c.io_error)
+        support::log_warning("queue", id + ": cannot read: " + c.why);
+    else  // damaged after start-up: never deliver it, keep it for a human
+        support::log_warning("queue", move_to_corrupt(*core_, id, c.why));
+    return std::nullopt;
+}
+
+std::error_code FsSpool::update(const Envelope& envelope) {
+    std::error_code ec;
+    io::Fd fd = open_locked(envelope.id, LOCK_EX, ec);
+    Envelope stored;
+    if (ec || (ec = current(fd.get(), envelope.id, stored))) return ec;
+    if (!same_recipients(stored, envelope)) return std::make_error_code(std::errc::invalid_argument);
+    stored.recipients = envelope.recipients;  // `held` stays as stored: see queue.hpp
+    return write_state(stored);
+}
+
+std::error_code FsSpool::set_held(const std::string& id, bool held) {
+    std::error_code ec;
+    io::Fd fd = open_locked(id, LOCK_EX, ec);
+    Envelope stored;
+    if (ec || (ec = current(fd.get(), id, stored))) return ec;
+    stored.held = held;
+    return write_state(stored);
+}
+
+// state/<id>.tmp, fsync, close, rename over state/<id>, fsync state/. Caller holds LOCK_EX.
+std::error_code FsSpool::write_state(const Envelope& envelope) {
+    const FileOps& ops = core_->ops;
+    std::filesystem::path tmp = core_->state / (envelope.id + ".tmp");
+    std::error_code ec;
+    io::Fd fd = io::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, ec, 0600);
+    if (ec) return ec;
+    ec = io::write_all(ops, fd.get(), format::encode_state(envelope));
+    if (!ec) ec = io::sync(ops, fd.get());
+    if (!ec) ec = io::close_checked(ops, fd);
+    if (!ec) ec = io::rename(ops, tmp, core_->state_path(envelope.id), false);
+    if (ec) {
+        fd.reset();
+        io::unlink(tmp);  // the previous state file, if any, is still whole
+        return ec;
+    }
+    return io::sync(ops, core_->state_fd.get());
+}
+
+// Unlinks the message, then its state; a crash in between leaves an orphan state file
+// that the next open removes. A lost unlink only means a duplicate.
+std::error_code FsSpool::remove(const std::string& id) {
+    std::error_code ec;
+    io::Fd fd = open_locked(id, LOCK_EX, ec);
+    if (ec) return ec;
+    if ((ec = io::unlink(core_->message_path(id)))) return ec;
+    std::error_code state_ec = io::unlink(core_->state_path(id));
+    if ((ec = io::sync(core_->ops, core_->messages_fd.get()))) return ec;
+    if (state_ec) return state_ec;
+    return io::sync(core_->ops, core_->state_fd.get());
+}
+
+}  // namespace
+
+std::unique_ptr<Spool> make_fs_spool(std::shared_ptr<SpoolCore> core) {
+    return std::make_unique<FsSpool>(std::move(core));
+}
+
+std::string move_to_corrupt(const SpoolCore& core, const std::string& name,
+                            const std::string& why) {
+    std::string shown = support::printable(name);
+    for (int i = 0; i < 100; ++i) {
+        std::string target = i == 0 ? name : name + "." + std::to_string(i);
+        std::error_code ec = io::rename(core.ops, core.messages / name, core.corrupt / target, true);
+        if (ec == std::errc::file_exists) continue;
+        if (ec) return shown + ": cannot move to corrupt/: " + ec.message() + ": " + why;
+        io::sync(core.ops, core.messages_fd.get());
+        io::sync(core.ops, core.corrupt_fd.get());
+        std::string as = i == 0 ? "" : " as " + support::printable(target);
+        return shown + ": moved to corrupt/" + as + ": " + why;
+    }
+    return shown + ": cannot move to corrupt/: too many files of that name: " + why;
+}
+
+}  // namespace tlsrelay::queue

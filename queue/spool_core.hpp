@@ -1,0 +1,61 @@
+// Internal state shared by the file-system spool and its drafts: the directory layout,
+// the syscall seam, and the group commit of messages/ (one directory fsync may cover
+// the renames of several concurrent commits; each waits until one that began after its
+// rename has finished). Not part of the public interface.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+
+#include "queue/file_ops.hpp"
+#include "queue/io.hpp"
+#include "queue/queue.hpp"
+
+namespace tlsrelay::queue {
+
+// Shares directory fsyncs between concurrent callers.
+class GroupSync {
+public:
+    // Returns once an fsync of dir_fd that started after this call returned.
+    std::error_code sync(const FileOps& ops, int dir_fd);
+
+private:
+    struct Batch {
+        bool done = false;
+        std::error_code result;
+    };
+    std::mutex mutex_;
+    std::condition_variable done_;
+    std::shared_ptr<Batch> waiting_;  // joined, its fsync not yet started
+    bool syncing_ = false;
+};
+
+struct SpoolCore {
+    std::filesystem::path dir, tmp, messages, state, corrupt;
+    FileOps ops;
+    io::Fd messages_fd, state_fd, corrupt_fd;
+    GroupSync messages_sync;
+
+    std::filesystem::path message_path(const std::string& id) const { return messages / id; }
+    std::filesystem::path state_path(const std::string& id) const { return state / id; }
+};
+
+// A fresh queue id candidate: the clock plus a per-process counter.
+std::string next_queue_id();
+
+// Moves a message file to corrupt/ (never replacing anything there) and fsyncs both
+// directories; returns the note to log or report.
+std::string move_to_corrupt(const SpoolCore& core, const std::string& name,
+                            const std::string& why);
+
+// Starts a draft in tmp/ with a fresh id (exclusive create; retried on collision).
+std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, std::error_code& ec);
+
+std::unique_ptr<Spool> make_fs_spool(std::shared_ptr<SpoolCore> core);
+
+}  // namespace tlsrelay::queue
