@@ -1,0 +1,67 @@
+// check-config, probe, and the shared config loading of the CLI commands.
+#include <iostream>
+
+#include "relay/cli.hpp"
+#include "tls/level.hpp"
+
+namespace tlsrelay::relay {
+
+std::optional<config::Config> load_config_or_report(const Args& args) {
+    if (!args.config) return config::defaults();
+    auto result = config::load_file(*args.config);
+    for (const auto& p : result.problems) std::cerr << p.to_string() << "\n";
+    if (!result.ok()) return std::nullopt;
+    return result.config;
+}
+
+int run_check_config(const Args& args) {
+    if (!args.config) {
+        std::cout << "embedded defaults: ok\n";
+        return 0;
+    }
+    auto result = config::load_file(*args.config);
+    std::vector<config::Problem> problems = result.problems;
+    for (const auto& entry : result.config.tls.policy)
+        if (!tls::parse_level(entry.level))
+            problems.push_back({entry.file, entry.line,
+                                "tls.policy for \"" + entry.destination +
+                                    "\": invalid security level \"" + entry.level + "\""});
+    for (const auto& p : problems) std::cout << p.to_string() << "\n";
+    if (!problems.empty()) return 1;
+    std::cout << *args.config << ": ok\n";
+    return 0;
+}
+
+int run_probe(const Args& args) {
+    if (args.positional.size() != 2) {
+        std::cerr << "usage: tlsrelay probe DESTINATION [--level L] [--match M] [--config FILE]\n";
+        return 2;
+    }
+    std::cerr << "tlsrelay: probe is not implemented yet\n";
+    return 1;
+}
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    static const char hex[] = "0123456789abcdef";
+                    out += "\\u00";
+                    out += hex[c >> 4];
+                    out += hex[c & 15];
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out + "\"";
+}
+
+}  // namespace tlsrelay::relay

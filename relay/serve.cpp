@@ -1,0 +1,129 @@
+// `tlsrelay serve`: wires config, queue and SMTP server together and runs the event
+// loop until SIGTERM/SIGINT. Commits run on a small thread pool (group commit in queue/).
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <iostream>
+
+#include "queue/queue.hpp"
+#include "relay/cli.hpp"
+#include "relay/spool_sink.hpp"
+#include "smtp/server.hpp"
+#include "support/log.hpp"
+
+namespace tlsrelay::relay {
+namespace {
+
+namespace asio = boost::asio;
+
+smtp::ServerOptions server_options(const config::Config& c) {
+    smtp::ServerOptions o;
+    o.hostname = c.server.hostname;
+    o.max_message_size = c.server.max_message_size;
+    o.max_recipients = c.server.max_recipients;
+    o.max_connections = c.server.max_connections;
+    o.hard_error_limit = c.server.hard_error_limit;
+    o.command_timeout = c.server.command_timeout;
+    o.data_timeout = c.server.data_timeout;
+    o.allow_networks = c.server.allow_networks;
+    return o;
+}
+
+std::shared_ptr<asio::ssl::context> server_tls(const config::Config& c, std::string& error) {
+    if (c.server.tls_cert.empty() && c.server.tls_key.empty()) return nullptr;
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3);
+    boost::system::error_code ec;
+    ctx->use_certificate_chain_file(c.server.tls_cert.string(), ec);
+    if (!ec)
+        ctx->use_private_key_file(c.server.tls_key.string(), asio::ssl::context::pem, ec);
+    if (ec) {
+        error = "cannot load server.tls_cert/tls_key: " + ec.message();
+        return nullptr;
+    }
+    return ctx;
+}
+
+bool drop_privileges(const std::string& user, std::string& error) {
+    if (user.empty() || ::geteuid() != 0) return true;
+    struct passwd* pw = ::getpwnam(user.c_str());
+    if (!pw) {
+        error = "unknown user \"" + user + "\"";
+        return false;
+    }
+    if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
+        ::setuid(pw->pw_uid) != 0) {
+        error = "cannot switch to user \"" + user + "\"";
+        return false;
+    }
+    return true;
+}
+
+int fail(const std::string& why) {
+    support::log_error("master", why);
+    return 1;
+}
+
+}  // namespace
+
+int run_serve(const Args& args) {
+    auto cfg = load_config_or_report(args);
+    if (!cfg) return 1;
+    support::log_setup(cfg->log.target == "syslog" ? support::LogTarget::syslog
+                                                   : support::LogTarget::stderr_stream,
+                       cfg->log.format == "json" ? support::LogFormat::json
+                                                 : support::LogFormat::postfix,
+                       cfg->server.hostname);
+    auto opened = queue::open_spool(cfg->queue.dir);
+    if (!opened.spool) return fail("queue directory " + cfg->queue.dir.string() + ": " + opened.error);
+    for (const auto& note : opened.notes) support::log_warning("queue", note);
+    std::string error;
+    auto tls = server_tls(*cfg, error);
+    if (!error.empty()) return fail(error);
+
+    asio::io_context io(1);
+    asio::thread_pool disk(4);
+    SpoolSink sink(*opened.spool, disk, nullptr);
+    smtp::Server server(io, server_options(*cfg), sink, tls);
+    if (!server.listen(cfg->server.listen, error)) return fail(error);
+    if (!drop_privileges(cfg->server.user, error)) return fail(error);
+    server.start();
+
+    asio::signal_set hup(io, SIGHUP);
+    asio::signal_set stop(io, SIGTERM, SIGINT);
+    stop.async_wait([&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        support::log_info("master", "terminating on signal " + std::to_string(sig));
+        server.stop();
+        hup.cancel();
+    });
+    std::function<void()> wait_hup = [&] {
+        hup.async_wait([&](const boost::system::error_code& ec, int) {
+            if (ec) return;
+            auto fresh = args.config ? config::load_file(*args.config) : config::LoadResult{};
+            for (const auto& p : fresh.problems)
+                support::log_warning("master", "reload refused: " + p.to_string());
+            if (fresh.ok()) support::log_info("master", "reload -- configuration checked");
+            wait_hup();
+        });
+    };
+    wait_hup();
+    std::string where = args.config ? *args.config : "(embedded defaults)";
+    support::log_info("master", std::string("daemon started -- version ") + TLSRELAY_VERSION +
+                                    ", configuration " + where);
+    // run() returns once stopped: acceptors, sessions and signal waits are gone. A
+    // commit still on the disk pool finishes there, then resumes its session here.
+    io.run();
+    disk.join();
+    io.restart();
+    io.run();
+    return 0;
+}
+
+}  // namespace tlsrelay::relay

@@ -1,0 +1,132 @@
+#include "smtp/server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <charconv>
+
+#include "smtp/server_io.hpp"
+#include "support/log.hpp"
+
+namespace tlsrelay::smtp {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+std::optional<tcp::endpoint> parse_listen_address(std::string_view text) {
+    std::string_view host, port;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return std::nullopt;
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string_view::npos || text.find(':') != colon) return std::nullopt;
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    unsigned p = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || p > 65535)
+        return std::nullopt;
+    boost::system::error_code aec;
+    auto addr = asio::ip::make_address(std::string(host), aec);
+    if (aec) return std::nullopt;
+    return tcp::endpoint(addr, static_cast<unsigned short>(p));
+}
+
+Server::Server(asio::io_context& io, ServerOptions options, MessageSink& sink,
+               std::shared_ptr<asio::ssl::context> tls)
+    : io_(io), options_(std::move(options)), sink_(sink), tls_(std::move(tls)) {
+    options_.tls_available = tls_ != nullptr;
+}
+
+bool Server::listen(const std::vector<std::string>& addresses, std::string& error) {
+    for (const auto& text : addresses) {
+        auto ep = parse_listen_address(text);
+        if (!ep) {
+            error = "bad listen address \"" + text + "\"";
+            return false;
+        }
+        auto acceptor = std::make_unique<tcp::acceptor>(io_);
+        boost::system::error_code ec;
+        acceptor->open(ep->protocol(), ec);
+        if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec && ep->address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+        if (!ec) acceptor->bind(*ep, ec);
+        if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            error = "cannot listen on " + text + ": " + ec.message();
+            return false;
+        }
+        acceptors_.push_back(std::move(acceptor));
+    }
+    return true;
+}
+
+std::vector<tcp::endpoint> Server::local_endpoints() const {
+    std::vector<tcp::endpoint> out;
+    for (const auto& a : acceptors_) out.push_back(a->local_endpoint());
+    return out;
+}
+
+void Server::start() {
+    for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(*a), asio::detached);
+}
+
+void Server::stop() {
+    stopping_ = true;
+    for (auto& a : acceptors_) {
+        boost::system::error_code ignored;
+        a->close(ignored);
+    }
+    for (auto* s : sockets_) {
+        boost::system::error_code ignored;
+        s->shutdown(tcp::socket::shutdown_both, ignored);
+        s->close(ignored);
+    }
+}
+
+asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
+    while (!stopping_) {
+        auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+        if (ec) {
+            if (stopping_ || ec == asio::error::operation_aborted) co_return;
+            support::log_warning("smtpd", "accept: " + ec.message());
+            continue;  // e.g. EMFILE: keep serving the sessions we have
+        }
+        if (sockets_.size() >= options_.max_connections)
+            asio::co_spawn(io_, refuse(std::move(socket)), asio::detached);
+        else
+            asio::co_spawn(io_, run_session(std::move(socket)), asio::detached);
+    }
+}
+
+asio::awaitable<void> Server::refuse(tcp::socket socket) {
+    Reply r{421, "4.7.0", options_.hostname + " Error: too many connections"};
+    std::string wire = r.wire();
+    co_await asio::async_write(socket, asio::buffer(wire), asio::as_tuple(asio::use_awaitable));
+    boost::system::error_code ignored;
+    socket.close(ignored);
+}
+
+asio::awaitable<void> Server::run_session(tcp::socket socket) {
+    boost::system::error_code ec;
+    auto peer = socket.remote_endpoint(ec);
+    if (ec) co_return;
+    socket.set_option(tcp::no_delay(true), ec);
+    sockets_.insert(&socket);
+    SessionCore core(options_, sink_, peer.address());
+    support::log_info("smtpd", "connect from " + core.client());
+    try {
+        co_await serve_session(socket, core, tls_.get(), options_);
+    } catch (const std::exception& e) {
+        support::log_error("smtpd", "session with " + core.client() + " failed: " + e.what());
+    }
+    support::log_info("smtpd", "disconnect from " + core.client() + " " + core.disconnect_summary());
+    sockets_.erase(&socket);
+}
+
+}  // namespace tlsrelay::smtp

@@ -1,0 +1,46 @@
+// The SMTP listener: binds the configured addresses, enforces max_connections and
+// owns every session, so shutdown can close them all (one owner per thing).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "smtp/server_session.hpp"
+
+namespace tlsrelay::smtp {
+
+// "127.0.0.1:2525", "[::1]:2525" -> endpoint; nullopt if malformed.
+std::optional<boost::asio::ip::tcp::endpoint> parse_listen_address(std::string_view text);
+
+class Server {
+public:
+    Server(boost::asio::io_context& io, ServerOptions options, MessageSink& sink,
+           std::shared_ptr<boost::asio::ssl::context> tls);
+
+    // Binds every address; on failure returns false and says why.
+    bool listen(const std::vector<std::string>& addresses, std::string& error);
+    void start();  // accept loops begin
+    void stop();   // stop accepting and hang up on every session
+    std::size_t sessions() const { return sockets_.size(); }
+    std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+private:
+    boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+    boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket);
+
+    boost::asio::io_context& io_;
+    ServerOptions options_;
+    MessageSink& sink_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
+    std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+    std::set<boost::asio::ip::tcp::socket*> sockets_;
+    bool stopping_ = false;
+};
+
+}  // namespace tlsrelay::smtp

@@ -1,0 +1,175 @@
+// Drives a SessionCore over a stream: a straight-line coroutine per connection with a
+// deadline on every wait. Replies to pipelined commands are flushed when the input
+// runs dry (RFC 2920). After STARTTLS the plaintext buffer is dropped before the
+// handshake (CVE-2011-0411) and the same loop runs again over the TLS stream.
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <string>
+
+#include "smtp/data_reader.hpp"
+#include "smtp/line_reader.hpp"
+#include "smtp/server_session.hpp"
+#include "support/log.hpp"
+
+namespace tlsrelay::smtp {
+
+namespace detail {
+
+using boost::asio::awaitable;
+using Clock = std::chrono::steady_clock;
+
+// Input and output buffers plus the timer shared by every wait of one connection.
+struct Io {
+    explicit Io(const boost::asio::any_io_executor& ex) : timer(ex) {}
+    boost::asio::steady_timer timer;
+    std::string in;
+    std::size_t pos = 0;  // consumed prefix of in
+    std::string out;      // replies not yet written
+
+    std::string_view pending() const { return std::string_view(in).substr(pos); }
+    void discard_input() {
+        in.clear();
+        pos = 0;
+    }
+};
+
+enum class Wait { ok, timeout, failed };
+
+template <class Stream>
+awaitable<Wait> flush(Stream& stream, Io& io, Clock::time_point deadline) {
+    using namespace boost::asio::experimental::awaitable_operators;
+    if (io.out.empty()) co_return Wait::ok;
+    io.timer.expires_at(deadline);
+    auto tok = boost::asio::as_tuple(boost::asio::use_awaitable);
+    auto result = co_await (boost::asio::async_write(stream, boost::asio::buffer(io.out), tok) ||
+                            io.timer.async_wait(tok));
+    if (result.index() == 1) co_return Wait::timeout;
+    io.out.clear();
+    co_return std::get<0>(std::get<0>(result)) ? Wait::failed : Wait::ok;
+}
+
+template <class Stream>
+awaitable<Wait> read_more(Stream& stream, Io& io, Clock::time_point deadline) {
+    using namespace boost::asio::experimental::awaitable_operators;
+    if (auto w = co_await flush(stream, io, deadline); w != Wait::ok) co_return w;
+    if (io.pos == io.in.size()) io.discard_input();
+    constexpr std::size_t chunk = 4096;
+    std::size_t old = io.in.size();
+    io.in.resize(old + chunk);
+    io.timer.expires_at(deadline);
+    auto tok = boost::asio::as_tuple(boost::asio::use_awaitable);
+    auto result = co_await (
+        stream.async_read_some(boost::asio::buffer(io.in.data() + old, chunk), tok) ||
+        io.timer.async_wait(tok));
+    if (result.index() == 1) {
+        io.in.resize(old);
+        co_return Wait::timeout;
+    }
+    auto [ec, n] = std::get<0>(result);
+    io.in.resize(old + n);
+    co_return ec ? Wait::failed : Wait::ok;
+}
+
+// Reads the message text after 354 into the session's message; returns false if
+// the connection must end (timeout reply already queued, or the peer went away).
+template <class Stream>
+awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const ServerOptions& opt) {
+    IncomingMessage& msg = *core.message();
+    std::error_code write_error = msg.append(core.received_header());
+    DataReader reader({core.max_message_size(), 50});
+    std::string content;
+    auto deadline = Clock::now() + opt.data_timeout;
+    for (DataReader::Status st = DataReader::Status::need_more; st != DataReader::Status::done;) {
+        if (io.pos == io.in.size()) {
+            Wait w = co_await read_more(stream, io, deadline);
+            if (w == Wait::timeout) core.on_timeout(io.out);
+            if (w != Wait::ok) co_return false;
+        }
+        io.pos += reader.consume(io.pending(), content, st);
+        if (content.size() >= 65536 || st == DataReader::Status::done) {
+            if (!write_error && !content.empty()) write_error = msg.append(content);
+            content.clear();
+        }
+    }
+    std::optional<Reply> failure;
+    if (reader.too_big())
+        failure = Reply{552, "5.3.4", "Error: message file too big"};
+    else if (reader.too_many_hops())
+        failure = Reply{554, "5.4.0", "Error: too many hops"};
+    else if (write_error || (write_error = co_await msg.commit(core.transaction())))
+        failure = Reply{451, "4.3.0", "Error: queue file write error"};
+    if (write_error) support::log_warning("smtpd", msg.id() + ": queue file write error: " + write_error.message());
+    core.finish_data(failure, reader.size(), io.out);
+    co_return true;
+}
+
+enum class LoopEnd { closed, start_tls };
+
+template <class Stream>
+awaitable<LoopEnd> command_loop(Stream& stream, Io& io, SessionCore& core, const ServerOptions& opt) {
+    LineReader lines;
+    for (;;) {
+        Next next = Next::read_command;
+        auto deadline = Clock::now() + opt.command_timeout;
+        for (bool got = false; !got;) {
+            LineReader::Status st = LineReader::Status::need_more;
+            if (io.pos < io.in.size()) io.pos += lines.consume(io.pending(), st);
+            if (st == LineReader::Status::line) {
+                next = core.on_line(lines.line(), io.pos < io.in.size(), io.out);
+                got = true;
+            } else if (st == LineReader::Status::too_long) {
+                next = core.on_too_long(io.out);
+                got = true;
+            } else if (Wait w = co_await read_more(stream, io, deadline); w != Wait::ok) {
+                if (w == Wait::timeout) {
+                    core.on_timeout(io.out);
+                    co_await flush(stream, io, Clock::now() + std::chrono::seconds(10));
+                }
+                co_return LoopEnd::closed;
+            }
+        }
+        if (next == Next::read_data && !co_await read_data(stream, io, core, opt)) next = Next::close;
+        if (next == Next::close || next == Next::start_tls) {
+            co_await flush(stream, io, Clock::now() + opt.command_timeout);
+            co_return next == Next::close ? LoopEnd::closed : LoopEnd::start_tls;
+        }
+    }
+}
+
+}  // namespace detail
+
+// Runs one SMTP session to its end. tls may be null (no STARTTLS offered).
+template <class Stream>
+boost::asio::awaitable<void> serve_session(Stream& stream, SessionCore& core,
+                                           boost::asio::ssl::context* tls,
+                                           const ServerOptions& opt) {
+    detail::Io io(stream.get_executor());
+    io.out = core.greeting();
+    if (co_await detail::command_loop(stream, io, core, opt) != detail::LoopEnd::start_tls || !tls)
+        co_return;
+    io.discard_input();  // plaintext sent after STARTTLS must not count as encrypted
+    boost::asio::ssl::stream<Stream&> secure(stream, *tls);
+    using namespace boost::asio::experimental::awaitable_operators;
+    io.timer.expires_after(opt.command_timeout);
+    auto tok = boost::asio::as_tuple(boost::asio::use_awaitable);
+    auto result = co_await (secure.async_handshake(boost::asio::ssl::stream_base::server, tok) ||
+                            io.timer.async_wait(tok));
+    if (result.index() == 1 || std::get<0>(std::get<0>(result))) {
+        support::log_info("smtpd", "SSL_accept error from " + core.client() + ": " +
+                                       (result.index() == 1 ? std::string("timeout")
+                                                            : std::get<0>(std::get<0>(result)).message()));
+        core.on_tls_failed();
+        co_return;
+    }
+    core.on_tls_started();
+    co_await detail::command_loop(secure, io, core, opt);
+}
+
+}  // namespace tlsrelay::smtp
