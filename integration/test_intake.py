@@ -6,6 +6,7 @@ and checklist §5 A-F of security-and-durability.md (item numbers in brackets).
 Run: TLSRELAY_BIN=build/relay/tlsrelay /usr/bin/python3 -m unittest -v test_intake
 """
 
+import os
 import re
 import shutil
 import smtplib
@@ -14,8 +15,8 @@ import subprocess
 import time
 import unittest
 
-from world import (ConnectionClosed, RawSmtp, WorldTestCase, dot_stuff, queued_id,
-                   split_received)
+from world import (ConnectionClosed, RawSmtp, WorldTestCase, dot_stuff, make_certificate,
+                   queued_id, split_received)
 
 SENDER = "sender@example.com"
 RCPT = "rcpt@example.org"
@@ -391,6 +392,39 @@ class Limits(IntakeTestCase):
             qid = queued_id(c.reply())
         self.assertEqual(self.relay.queue_ids(), [qid])
 
+    def test_single_huge_line_in_data(self):
+        """A 20 MB single line in DATA is read to the dot and refused 552 5.3.4 with bounded memory; nothing queued. [11]"""
+        rss_before = self.relay.rss_kib()
+        with RawSmtp(self.relay.address, timeout=30) as c:
+            c.ehlo()
+            c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+            c.expect(f"RCPT TO:<{RCPT}>", 250, "2.1.5")
+            c.expect("DATA", 354)
+            c.send(b"Subject: huge\r\n\r\n")
+            chunk = b"z" * (1 << 20)
+            for _ in range(20):
+                c.send(chunk)
+            c.send(b"\r\n.\r\n")
+            c.expect(None, 552, "5.3.4")
+            growth = self.relay.rss_kib() - rss_before
+        self.assertLess(growth, 16 * 1024, f"RSS grew {growth} KiB for a 20 MB line")
+        self.assertQueueEmpty()
+
+    def test_hop_limit(self):
+        """50 Received: headers are accepted; 51 are refused 554 5.4.0 (mail loop), nothing queued. [15]"""
+        def with_hops(n: int) -> bytes:
+            return b"".join(b"Received: from h%d.example by h%d.example; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                            % (i, i + 1) for i in range(n)) + b"Subject: hops\r\n\r\nbody\r\n"
+        qid = send_message(self.relay, with_hops(50))
+        with RawSmtp(self.relay.address) as c:
+            c.ehlo()
+            c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+            c.expect(f"RCPT TO:<{RCPT}>", 250, "2.1.5")
+            c.expect("DATA", 354)
+            c.send(dot_stuff(with_hops(51)))
+            c.expect(None, 554, "5.4.0")
+        self.assertEqual(self.relay.queue_ids(), [qid])
+
     def test_long_header_block(self):
         """A header of 200k continuation lines is refused 552 5.3.4 (or 5xx), not queued, and the relay survives. [14]"""
         with RawSmtp(self.relay.address, timeout=30) as c:
@@ -596,6 +630,86 @@ class Addresses(IntakeTestCase):
             c.greeting()
             c.expect("EHLO", 501, "5.5.4")
 
+    def queued_recipients(self, rcpts: list[str]) -> list[str]:
+        """Sends one message to rcpts (each must get 250) and returns the stored addresses."""
+        c = self.session()
+        c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+        for r in rcpts:
+            c.expect(f"RCPT TO:<{r}>", 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(dot_stuff(b"Subject: x\r\n\r\nx\r\n"))
+        qid = queued_id(c.reply())
+        entry = next(e for e in self.relay.queue() if e["id"] == qid)
+        return [r["address"] for r in entry["recipients"]]
+
+    def test_rfc_length_floors(self):
+        """A 64-octet local part in a 256-octet path is accepted and stored untruncated. [16]"""
+        local = "l" * 64
+        domain = ".".join(["d" * 60, "e" * 60, "f" * 60]) + ".example"  # path = 256 octets
+        domain = domain[: 256 - 3 - len(local)]
+        domain = domain.rstrip(".")
+        addr = f"{local}@{domain}"
+        self.assertLessEqual(len(addr) + 2, 256)
+        self.assertEqual(self.queued_recipients([addr]), [addr])
+
+    def test_quoted_local_parts(self):
+        """Quoted local parts are kept byte-exact ("a@b"@c.example: domain c.example); an unbalanced quote is 501 5.1.3. [33]"""
+        addrs = ['"a@b"@c.example', '"john doe"@d.example']
+        self.assertEqual(self.queued_recipients(addrs), addrs)
+        c = self.session()
+        c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+        c.expect('RCPT TO:<"abc@d.example>', 501, "5.1.3")
+
+    def test_source_route(self):
+        """A source route (<@a,@b:u@c>) is stripped: the stored recipient is u@c.example (or the RCPT is refused 501). [32]"""
+        c = self.session()
+        c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+        r = c.cmd("RCPT TO:<@a.example,@b.example:u@c.example>")
+        if r.code != 250:
+            self.assertEqual((r.code, r.enhanced), (501, "5.1.3"), r)
+            return
+        c.expect("DATA", 354)
+        c.send(dot_stuff(b"Subject: x\r\n\r\nx\r\n"))
+        qid = queued_id(c.reply())
+        entry = next(e for e in self.relay.queue() if e["id"] == qid)
+        self.assertEqual([x["address"] for x in entry["recipients"]], ["u@c.example"])
+
+    def test_address_literals(self):
+        """Good address literals get 250 (or 550/553 if literals are off); [999.1.1.1] and [IPv6:zz] get 501 5.1.3. [34]"""
+        c = self.session()
+        c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+        for good in ("u@[192.0.2.1]", "u@[IPv6:2001:db8::1]"):
+            r = c.cmd(f"RCPT TO:<{good}>")
+            self.assertIn(r.code, (250, 550, 553), r)
+        for bad in ("u@[999.1.1.1]", "u@[IPv6:zz]", "u@[stuff", 'u@["stuff]'):
+            c.expect(f"RCPT TO:<{bad}>", 501, "5.1.3")
+
+    def test_xtext_parameters_with_controls(self):
+        """AUTH=, ORCPT=, ENVID= carrying encoded CR/LF are refused 501/555 5.5.4; nothing reaches the envelope. [30]"""
+        c = self.session()
+        for line in ("MAIL FROM:<> AUTH=x+0AEvil", f"MAIL FROM:<{SENDER}> ENVID=+0A"):
+            r = c.cmd(line)
+            self.assertIn((r.code, r.enhanced), ((501, "5.5.4"), (555, "5.5.4")), f"{line}: {r!r}")
+        c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+        r = c.cmd("RCPT TO:<u@example.org> ORCPT=rfc822;a+0D+0Ab")
+        self.assertIn((r.code, r.enhanced), ((501, "5.5.4"), (555, "5.5.4")), r)
+
+    def test_helo_with_control_characters(self):
+        """An EHLO argument with control characters is refused 501, or sanitised before it reaches Received:. [39]"""
+        with RawSmtp(self.relay.address) as c:
+            c.greeting()
+            r = c.cmd(b"EHLO evil\x01\x1b[31m.example")
+            if r.code == 501:
+                return
+            self.assertEqual(r.code, 250, r)
+            c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+            c.expect(f"RCPT TO:<{RCPT}>", 250, "2.1.5")
+            c.expect("DATA", 354)
+            c.send(dot_stuff(b"Subject: helo\r\n\r\nx\r\n"))
+            qid = queued_id(c.reply())
+        received, _ = split_received(self.relay.message_content(qid, b"Subject: helo"))
+        self.assertIsNone(re.search(rb"[\x00-\x08\x0b-\x1f\x7f]", received), received)
+
     def test_expansion_shaped_address_is_literal(self):
         """RCPT TO:<${run{/bin/true}}@localhost> is stored as a literal string (or refused 501/553), never expanded. [28]"""
         c = self.session()
@@ -706,6 +820,163 @@ class Resources(WorldTestCase):
                     break
             self.assertLess(time.monotonic(), deadline, "slot of a closed session never freed")
         b.expect("NOOP", 250, "2.0.0")
+
+
+class Access(WorldTestCase):
+    def test_ipv6_client_networks(self):
+        """An IPv6 client on a [::1] listener is allowed by ::1/128 and refused 554 5.7.1 when only 127.0.0.0/8 is allowed. [45, 46]
+        (IPv6 listeners are v6-only, as in Postfix, so IPv4-mapped peers cannot arrive.)"""
+        for nets, code, enhanced in ((["::1/128"], 250, "2.1.5"), (["127.0.0.0/8"], 554, "5.7.1")):
+            with self.subTest(allow_networks=nets):
+                relay = self.world.relay(f"v6-{code}", server={"allow_networks": nets})
+                relay.config["server"]["listen"] = [f"[::1]:{relay.port}"]
+                relay.start()
+                with RawSmtp(("::1", relay.port)) as c:
+                    c.ehlo()
+                    c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+                    c.expect(f"RCPT TO:<{RCPT}>", code, enhanced)
+                relay.wait_for_log(r"connect from [^\s\[]+\[::1\]")
+                relay.stop()
+
+    def test_malformed_network_fails_closed(self):
+        """A malformed CIDR in allow_networks stops serve from starting; check-config reports FILE:LINE and exits 1. [46]"""
+        relay = self.world.relay(server={"allow_networks": ["10.0.0.0/33"]})
+        with self.assertRaises(AssertionError):
+            relay.start(timeout=10)
+        self.assertNotEqual(relay.proc.returncode, 0)
+        cp = relay.cli("check-config", check=False)
+        self.assertEqual(cp.returncode, 1, cp)
+        out = (cp.stdout + cp.stderr).decode()
+        self.assertRegex(out, re.escape(str(relay.config_path)) + r":\d+: .*allow_networks")
+
+
+class InboundTls(WorldTestCase):
+    """Server-side STARTTLS with tls_cert/tls_key. [48-50]"""
+
+    def setUp(self):
+        super().setUp()
+        folder = self.world.mkdir("certs")
+        _, _, cert, key = make_certificate(folder, ["relay.test.example"])
+        self.relay = self.start_relay(server={"tls_cert": str(cert), "tls_key": str(key)})
+
+    def test_starttls_advertised_and_mail_accepted(self):
+        """EHLO offers STARTTLS; after the handshake EHLO no longer offers it and a message is accepted."""
+        with RawSmtp(self.relay.address) as c:
+            self.assertIn("STARTTLS", c.ehlo().lines)
+            c.expect("STARTTLS", 220, "2.0.0")
+            c.starttls()
+            r = c.expect("EHLO client.example", 250)
+            self.assertNotIn("STARTTLS", r.lines)
+            c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+            c.expect(f"RCPT TO:<{RCPT}>", 250, "2.1.5")
+            c.expect("DATA", 354)
+            c.send(dot_stuff(b"Subject: tls\r\n\r\nover tls\r\n"))
+            qid = queued_id(c.reply())
+        self.assertEqual(self.relay.queue_ids(), [qid])
+
+    def test_plaintext_injection_discarded(self):
+        """STARTTLS and RSET in one write (CVE-2011-0411): 220, then nothing until a command is sent inside TLS. [48]"""
+        with RawSmtp(self.relay.address) as c:
+            c.ehlo()
+            c.send(b"STARTTLS\r\nRSET\r\n")
+            c.expect(None, 220, "2.0.0")
+            c.starttls()  # asserts no plaintext reply to RSET is already buffered
+            self.assertTrue(c.quiet(0.5), "a reply arrived inside TLS that no encrypted command asked for")
+            c.expect("EHLO client.example", 250)
+            c.expect("NOOP", 250, "2.0.0")
+
+    def test_starttls_syntax_and_twice(self):
+        """STARTTLS with an argument is 501 5.5.4; STARTTLS inside TLS is 554 5.5.1 (or 503 5.5.1). [49]"""
+        with RawSmtp(self.relay.address) as c:
+            c.ehlo()
+            c.expect("STARTTLS foo", 501, "5.5.4")
+            c.expect("STARTTLS", 220, "2.0.0")
+            c.starttls()
+            c.expect("EHLO client.example", 250)
+            r = c.cmd("STARTTLS")
+            self.assertIn((r.code, r.enhanced), ((554, "5.5.1"), (503, "5.5.1")), r)
+
+    def test_starttls_resets_transaction(self):
+        """MAIL and RCPT sent before STARTTLS are forgotten: DATA after the handshake is 503 5.5.1. [50]"""
+        with RawSmtp(self.relay.address) as c:
+            c.ehlo()
+            c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+            c.expect(f"RCPT TO:<{RCPT}>", 250, "2.1.5")
+            c.expect("STARTTLS", 220, "2.0.0")
+            c.starttls()
+            c.expect("EHLO client.example", 250)
+            c.expect("DATA", 503, "5.5.1")
+        self.assertEqual(self.relay.queue(), [])
+
+
+class DiskFull(WorldTestCase):
+    """The spool on a small tmpfs (needs root for mount; skipped otherwise). [47]"""
+
+    def setUp(self):
+        super().setUp()
+        self.relay = self.world.relay(queue={"dir": "fs/spool"}, server={"max_message_size": 1 << 20})
+        fs = self.relay.dir / "fs"
+        fs.mkdir()
+        cp = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tlsrelay-test", str(fs)],
+                            capture_output=True)
+        if cp.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs: {cp.stderr.decode().strip()}")
+        self.world.on_cleanup(lambda: subprocess.run(["umount", "-l", str(fs)], capture_output=True))
+        self.fs = fs
+        self.relay.start()
+
+    def fill(self, leave: int) -> None:
+        st = os.statvfs(self.fs)
+        free = st.f_bavail * st.f_frsize
+        with open(self.fs / "filler", "wb") as f:
+            f.write(b"\0" * max(0, free - leave))
+
+    def test_no_space_refused_temporarily(self):
+        """When the spool fills during DATA (two 900 KB messages, 1.7 MB free) a message gets 451 4.3.0/452 4.3.1, never a false 250; no temp file is left; mail flows again once space is back."""
+        self.fill(leave=1700 << 10)
+        body = dot_stuff(b"Subject: full\r\n\r\n" + (b"f" * 998 + b"\r\n") * 900)
+        clients = [RawSmtp(self.relay.address, timeout=30) for _ in range(2)]
+        in_data = []
+        for c in clients:
+            self.addCleanup(c.close)
+            c.ehlo()
+            r = c.cmd(f"MAIL FROM:<{SENDER}>")
+            if r.code != 250:  # a MAIL-time free-space check (the first one's temp file counts) is fine too
+                self.assertEqual((r.code, r.enhanced), (452, "4.3.1"), r)
+                continue
+            c.expect(f"RCPT TO:<{RCPT}>", 250, "2.1.5")
+            c.expect("DATA", 354)
+            in_data.append(c)
+        self.assertEqual(len(in_data), 2, "both clients reach DATA while the spool still has room")
+        for c in in_data:  # only now does the content arrive: the disk fills during DATA
+            c.send(body[:-5])
+        replies = []
+        for c in in_data:
+            if c.send(body[-5:]):
+                replies.append(c.reply())
+        ok = [queued_id(r) for r in replies if r.code == 250]
+        for r in replies:
+            if r.code != 250:
+                self.assertIn((r.code, r.enhanced), ((451, "4.3.0"), (452, "4.3.1")), r)
+        self.assertLess(len(ok), 2, "two 900 KB messages acknowledged on 1.7 MB of free space")
+        self.assertEqual(sorted(self.relay.queue_ids()), sorted(ok))
+        self.assertEqual(self.relay.spool_files("tmp"), [])
+        (self.fs / "filler").unlink()
+        c = clients[0]
+        c.expect("RSET", 250, "2.0.0")
+        c.expect(f"MAIL FROM:<{SENDER}>", 250, "2.1.0")
+        c.expect(f"RCPT TO:<{RCPT}>", 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(dot_stuff(b"Subject: ok\r\n\r\nx\r\n"))
+        ok.append(queued_id(c.reply()))
+        self.assertEqual(sorted(self.relay.queue_ids()), sorted(ok))
+
+    def test_declared_size_over_free_space(self):
+        """MAIL with a SIZE larger than the spool's free space gets 452 4.3.1. [47]"""
+        self.fill(leave=256 << 10)
+        with RawSmtp(self.relay.address) as c:
+            c.ehlo()
+            c.expect(f"MAIL FROM:<{SENDER}> SIZE={900 << 10}", 452, "4.3.1")
 
 
 # -----------------------------------------------------------------------------------------

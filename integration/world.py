@@ -503,6 +503,28 @@ class RawSmtp:
         self.greeting()
         return self.expect(f"EHLO {name}", 250)
 
+    def starttls(self, context=None, server_hostname: str | None = None) -> None:
+        """Wraps the socket in TLS after a 220 to STARTTLS. Bytes already received in
+        plaintext would be a response-injection hole, so there must be none."""
+        import ssl
+        assert not self.buf, f"plaintext bytes pending at TLS start: {self.buf!r}"
+        if context is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.sock.settimeout(self.timeout)
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+
+    def quiet(self, timeout: float = 0.5) -> bool:
+        """True when the server sends nothing within timeout (a bounded negative check)."""
+        try:
+            self._fill(time.monotonic() + timeout)
+        except socket.timeout:
+            return True
+        except ConnectionClosed:
+            return False
+        return False
+
     def closed(self, timeout: float | None = None) -> bool:
         """True when the server closes the connection (EOF) with nothing more to say
         within the deadline; the leftover replies, if any, make it fail loudly."""
@@ -544,6 +566,41 @@ def dot_stuff(content: bytes) -> bytes:
         lines.pop()
     stuffed = [b"." + l if l.startswith(b".") else l for l in lines]
     return b"\r\n".join(stuffed) + b"\r\n.\r\n"
+
+
+def make_certificate(folder: Path, names: list[str], stem: str = "cert",
+                     issuer: tuple | None = None, days: int = 30, not_before_days: int = -1):
+    """Writes STEM.pem (certificate) and STEM.key (key) into folder; self-signed unless
+    issuer = (issuer_cert, issuer_key) is given. Returns (cert, key, cert_path, key_path)
+    so a test can build chains (CA -> intermediate -> leaf) and expired certificates."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    signer_cert, signer_key = issuer if issuer else (None, key)
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(signer_cert.subject if signer_cert else subject)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now + datetime.timedelta(days=not_before_days))
+               .not_valid_after(now + datetime.timedelta(days=days)))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                                        critical=False)
+    builder = builder.add_extension(x509.BasicConstraints(ca=not names, path_length=None), critical=True)
+    cert = builder.sign(signer_key, hashes.SHA256())
+    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert, key, cert_path, key_path
 
 
 # ----------------------------------------------------------------------------------------
