@@ -82,7 +82,8 @@ awaitable<Wait> read_more(Stream& stream, Io& io, Clock::time_point deadline) {
 template <class Stream>
 awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const ServerOptions& opt) {
     IncomingMessage& msg = *core.message();
-    std::error_code write_error = msg.append(core.received_header());
+    const std::string received = core.received_header();
+    std::error_code write_error = msg.append(received);
     DataReader reader({core.max_message_size(), 50});
     std::string content;
     auto deadline = Clock::now() + opt.data_timeout;
@@ -106,7 +107,7 @@ awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const Serve
     else if (write_error || (write_error = co_await msg.commit(core.transaction())))
         failure = Reply{451, "4.3.0", "Error: queue file write error"};
     if (write_error) support::log_warning("smtpd", msg.id() + ": queue file write error: " + write_error.message());
-    core.finish_data(failure, reader.size(), io.out);
+    core.finish_data(failure, received.size() + reader.size(), io.out);
     co_return true;
 }
 

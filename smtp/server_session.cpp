@@ -71,13 +71,13 @@ Next SessionCore::on_timeout(std::string& out) {
     return Next::close;
 }
 
+// Like Postfix smtpd_hard_error_limit: the error is answered, and once the limit is
+// reached the session ends with 421 before the next command is read.
 Next SessionCore::error(const Reply& reply, std::string& out) {
-    if (++errors_ >= options_.hard_error_limit) {
-        out += Reply{421, "4.7.0", options_.hostname + " Error: too many errors"}.wire();
-        return Next::close;
-    }
     out += reply.wire();
-    return Next::read_command;
+    if (++errors_ < options_.hard_error_limit) return Next::read_command;
+    out += Reply{421, "4.7.0", options_.hostname + " Error: too many errors"}.wire();
+    return Next::close;
 }
 
 void SessionCore::count(std::string_view verb, bool ok) {
