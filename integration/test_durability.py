@@ -45,8 +45,9 @@ class Ledger:
         self.refused: dict[str, str] = {}   # token -> non-250 reply after the dot: must not be queued
 
 
-def client(relay, ledger: Ledger, name: str, seed: int) -> None:
-    """Sends messages one after another until the relay dies under it."""
+def client(relay, ledger: Ledger, name: str, seed: int, dead: threading.Event) -> None:
+    """Sends messages one after another until the relay dies under it. dead is set once
+    the killed relay has been reaped: a final dot sent after that reached no one."""
     rng = random.Random(seed)
     n = 0
     try:
@@ -69,6 +70,11 @@ def client(relay, ledger: Ledger, name: str, seed: int) -> None:
                 ledger.partial.add(token)
             if not c.send(wire[:cut]):
                 return
+            if rng.random() < 0.3:
+                # A slow client: stalls mid-DATA, so some kills land before the final dot.
+                time.sleep(rng.uniform(0.0, 0.2))
+            if dead.is_set():
+                return  # the relay died mid-DATA: this message must not be queued
             with ledger.lock:
                 ledger.partial.discard(token)
                 ledger.in_flight.add(token)
@@ -101,13 +107,15 @@ class KillDuringBurst(WorldTestCase):
         for it in range(ITERATIONS):
             if time.monotonic() > t_end:
                 break
+            dead = threading.Event()
             threads = [threading.Thread(target=client, daemon=True,
-                                        args=(relay, ledger, f"i{it}c{k}", rng.randrange(1 << 30)))
+                                        args=(relay, ledger, f"i{it}c{k}", rng.randrange(1 << 30), dead))
                        for k in range(CLIENTS)]
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(0.05, 1.2))  # the fault: kill at a random moment of the burst
             relay.kill()
+            dead.set()
             for t in threads:
                 t.join(30)
                 self.assertFalse(t.is_alive(), f"client thread hung after the kill {ctx}")

@@ -321,7 +321,8 @@ class Relay:
                     if m:
                         return m
                 remaining = deadline - time.monotonic()
-                exited = self.proc is not None and self.proc.poll() is not None and self._reader is None
+                exited = (self.proc is not None and self.proc.poll() is not None
+                          and (self._reader is None or not self._reader.is_alive()))
                 if remaining <= 0 or exited:
                     break
                 self._log_cond.wait(min(remaining, 0.5))
