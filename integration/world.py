@@ -119,16 +119,17 @@ class Ports:
             _release(name)
         raise RuntimeError("no free port found")
 
-    def address(self) -> str:
-        """A loopback address 127.0.1.N of its own (for peers that must listen on port 25
-        or be told apart by address). Linux routes all of 127/8 to lo."""
+    def address(self, net: str = "127.0.1") -> str:
+        """A loopback address NET.N of its own (127.0.1.N for peers that must listen on
+        port 25 or be told apart by address, 127.0.2.N for DNS servers on port 53).
+        Linux routes all of 127/8 to lo."""
         for _ in range(2000):
             n = self._rng.randrange(2, 254)
-            name = f"addr-127.0.1.{n}"
+            name = f"addr-{net}.{n}"
             if _claim(name):
                 self._claimed.append(name)
-                return f"127.0.1.{n}"
-        raise RuntimeError("no free loopback address found")
+                return f"{net}.{n}"
+        raise RuntimeError(f"no free loopback address found in {net}.0/24")
 
     def release_all(self) -> None:
         for name in self._claimed:
@@ -605,113 +606,545 @@ def make_certificate(folder: Path, names: list[str], stem: str = "cert",
 
 
 # ----------------------------------------------------------------------------------------
-# Peers for the delivery half (extension points)
+# Peers for the delivery half: a DNS server and SMTP servers on private loopback addresses
 # ----------------------------------------------------------------------------------------
 
-class DnsServer:
-    """An authoritative-for-everything DNS server on UDP+TCP (dnslib). records maps
-    (name, type) to a list of RR text in zone-file syntax, e.g.
-    records[("example.com.", "MX")] = ["10 mx.example.com."];
-    rcodes maps (name, type) to an rcode name ("SERVFAIL", "NXDOMAIN") to fail a name.
-    Point the relay at it with [dns] servers = [f"{dns.host}:{dns.port}"]."""
+DNS_FAILURES = ("NXDOMAIN", "NODATA", "SERVFAIL", "REFUSED", "TIMEOUT")
 
-    def __init__(self, world: "World", host: str | None = None):
+
+class DnsServer:
+    """An authoritative-for-everything DNS server (dnslib) on UDP and TCP port 53 of a
+    private 127.0.2.N: Postfix's resolver only speaks to port 53 (from resolv.conf), and
+    tlsrelay is pointed at the same server with [dns] servers = [dns.server_spec].
+
+    records: (name, type) -> rdata strings in zone-file syntax (trailing dots optional
+    on the owner name), e.g. dns.add("example.test", "MX", "10 mx1.example.test.");
+    a null MX is dns.add("example.test", "MX", "0 ."). CNAMEs are followed within the
+    data, as an authoritative server does. Unknown names are NXDOMAIN; a name that has
+    other types, or records below it, answers NODATA.
+
+    Failures per name and type ("*" = every type): dns.fail(name, "MX", kind) with kind
+    NXDOMAIN, NODATA, SERVFAIL, REFUSED or TIMEOUT (no answer at all, UDP or TCP).
+    rcodes (the older spelling) maps (name, type) to the same kinds.
+
+    ad: set the AD bit in answers (a "validating" upstream, for dane / dnssec = true),
+    except for names in `insecure`. queries lists (name, type) as asked."""
+
+    def __init__(self, world: "World", host: str | None = None, port: int = 53):
         self.world = world
-        self.host = host or world.ports.address()
-        self.port = world.ports.port(self.host)
+        self.host = host or world.ports.address("127.0.2")
+        self.port = port
         self.records: dict[tuple[str, str], list[str]] = {}
         self.rcodes: dict[tuple[str, str], str] = {}
-        self.ad = False  # set the AD bit (a "validating" upstream for dnssec = true)
+        self.ad = False
+        self.insecure: set[str] = set()
         self.queries: list[tuple[str, str]] = []
-        self._servers = []
+        self._lock = threading.Lock()
+        self._servers: list = []
+        self._threads: list[threading.Thread] = []
 
-    def add(self, name: str, rtype: str, *rdata: str) -> None:
-        name = name if name.endswith(".") else name + "."
-        self.records.setdefault((name.lower(), rtype.upper()), []).extend(rdata)
+    @staticmethod
+    def _fqdn(name: str) -> str:
+        name = name.lower()
+        return name if name.endswith(".") else name + "."
 
+    def add(self, name: str, rtype: str, *rdata: str) -> "DnsServer":
+        with self._lock:
+            self.records.setdefault((self._fqdn(name), rtype.upper()), []).extend(rdata)
+        return self
+
+    def fail(self, name: str, rtype: str = "*", kind: str = "SERVFAIL") -> "DnsServer":
+        kind = kind.upper()
+        assert kind in DNS_FAILURES, f"unknown DNS failure {kind!r}"
+        with self._lock:
+            self.rcodes[(self._fqdn(name), rtype.upper())] = kind
+        return self
+
+    @property
+    def server_spec(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def resolv_conf(self, trust_ad: bool = True, timeout: int = 1, attempts: int = 1) -> str:
+        """resolv.conf text for a process that must use this server (port 53 only).
+        trust-ad keeps the AD bit (glibc strips it otherwise); short timeouts keep the
+        TIMEOUT failure bounded."""
+        assert self.port == 53, "the system resolver can only use port 53"
+        opts = [f"timeout:{timeout}", f"attempts:{attempts}"] + (["trust-ad"] if trust_ad else [])
+        return f"nameserver {self.host}\noptions {' '.join(opts)}\n"
+
+    def queried(self, name: str, rtype: str) -> bool:
+        with self._lock:
+            return (self._fqdn(name), rtype.upper()) in self.queries
+
+    # -- answering -----------------------------------------------------------------------
+    def _exists(self, name: str) -> bool:
+        return any(n == name or n.endswith("." + name) for n, _ in self.records)
+
+    def answer(self, data: bytes, max_udp: int | None = 512) -> bytes | None:
+        """The wire reply to a wire query; None = stay silent (TIMEOUT or garbage)."""
+        from dnslib import EDNS0, QTYPE, RCODE, RR, DNSRecord
+        try:
+            req = DNSRecord.parse(data)
+        except Exception:
+            return None
+        reply = req.reply()  # qr, aa, ra, same id and question
+        q = req.q
+        name, rtype = str(q.qname).lower(), QTYPE.get(q.qtype, f"TYPE{q.qtype}")
+        opt = next((rr for rr in req.ar if rr.rtype == QTYPE.OPT), None)
+        with self._lock:
+            self.queries.append((name, rtype))
+            kind = self.rcodes.get((name, rtype)) or self.rcodes.get((name, "*"))
+            if kind == "TIMEOUT":
+                return None
+            if kind in ("NXDOMAIN", "SERVFAIL", "REFUSED"):
+                reply.header.rcode = getattr(RCODE, kind)
+            elif kind != "NODATA":
+                cur = name
+                for _ in range(10):  # follow CNAMEs inside our own data
+                    if (cur, rtype) in self.records:
+                        for rd in self.records[(cur, rtype)]:
+                            reply.add_answer(*RR.fromZone(f"{cur} 60 IN {rtype} {rd}"))
+                        break
+                    if rtype != "CNAME" and (cur, "CNAME") in self.records:
+                        target = self.records[(cur, "CNAME")][0]
+                        reply.add_answer(*RR.fromZone(f"{cur} 60 IN CNAME {target}"))
+                        cur = self._fqdn(target)
+                        continue
+                    if not self._exists(cur):
+                        reply.header.rcode = RCODE.NXDOMAIN
+                    break
+            reply.header.ad = int(self.ad and name not in self.insecure)
+        if opt is not None:
+            reply.add_ar(EDNS0(udp_len=1232, flags="do" if (opt.ttl >> 15) & 1 else ""))
+        packed = reply.pack()
+        limit = max(512, opt.rclass) if opt is not None else 512
+        if max_udp is not None and len(packed) > limit:
+            reply.rr, reply.auth, reply.ar = [], [], []
+            reply.header.tc = 1
+            packed = reply.pack()
+        return packed
+
+    # -- life cycle ----------------------------------------------------------------------
     def start(self) -> "DnsServer":
-        from dnslib import QTYPE, RCODE, RR
-        from dnslib.server import BaseResolver, DNSServer
-
+        import socketserver
         outer = self
 
-        class Resolver(BaseResolver):
-            def resolve(self, request, handler):
-                reply = request.reply()
-                q = request.q
-                name, rtype = str(q.qname).lower(), QTYPE[q.qtype]
-                outer.queries.append((name, rtype))
-                if (name, rtype) in outer.rcodes:
-                    reply.header.rcode = getattr(RCODE, outer.rcodes[(name, rtype)])
-                    return reply
-                found = False
-                for (n, t), rdatas in outer.records.items():
-                    if n == name:
-                        found = True
-                        if t == rtype:
-                            for rd in rdatas:
-                                reply.add_answer(*RR.fromZone(f"{name} 60 IN {t} {rd}"))
-                if not found:
-                    reply.header.rcode = RCODE.NXDOMAIN
-                reply.header.ad = int(outer.ad)
-                return reply
+        class Udp(socketserver.BaseRequestHandler):
+            def handle(self):
+                data, sock = self.request
+                out = outer.answer(data)
+                if out is not None:
+                    sock.sendto(out, self.client_address)
 
-        for tcp in (False, True):
-            srv = DNSServer(Resolver(), address=self.host, port=self.port, tcp=tcp)
-            srv.start_thread()
-            self._servers.append(srv)
+        class Tcp(socketserver.BaseRequestHandler):
+            def handle(self):
+                self.request.settimeout(30)
+                buf = b""
+                while True:
+                    while len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
+                        try:
+                            chunk = self.request.recv(65536)
+                        except OSError:
+                            return
+                        if not chunk:
+                            return
+                        buf += chunk
+                    n = int.from_bytes(buf[:2], "big")
+                    msg, buf = buf[2:2 + n], buf[2 + n:]
+                    out = outer.answer(msg, max_udp=None)
+                    if out is not None:  # TIMEOUT: keep the connection, never answer
+                        self.request.sendall(len(out).to_bytes(2, "big") + out)
+
+        class UdpServer(socketserver.ThreadingUDPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        class TcpServer(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
         self.world.on_cleanup(self.stop)
+        for cls, handler in ((UdpServer, Udp), (TcpServer, Tcp)):
+            srv = cls((self.host, self.port), handler)
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                                 daemon=True, name=f"dns-{self.host}")
+            t.start()
+            self._servers.append(srv)
+            self._threads.append(t)
         return self
 
     def stop(self) -> None:
         for srv in self._servers:
             with contextlib.suppress(Exception):
-                srv.stop()
+                srv.shutdown()
+                srv.server_close()
+        for t in self._threads:
+            t.join(5)
         self._servers.clear()
+        self._threads.clear()
+
+
+# -- SMTP peer ------------------------------------------------------------------------------
+
+class PeerMessage:
+    """One accepted transaction as the peer saw it."""
+
+    def __init__(self, session: "PeerSession", mail_from: str, rcpt_tos: list[str], data: bytes):
+        self.session = session.n
+        self.helo = session.helo
+        self.mail_from = mail_from
+        self.rcpt_tos = list(rcpt_tos)   # the recipients the peer accepted
+        self.data = data                 # content as sent, dot-unstuffed, CRLF, no final dot
+        self.tls = session.tls
+        self.tls_version = session.tls_version
+        self.cipher = session.cipher
+        self.sni = session.sni
+
+    def __repr__(self) -> str:
+        return (f"PeerMessage(from={self.mail_from!r}, to={self.rcpt_tos!r}, {len(self.data)} bytes, "
+                f"tls={self.tls_version if self.tls else None}, sni={self.sni!r})")
+
+
+class PeerSession:
+    """One connection: every command line received, TLS facts, how it ended."""
+
+    def __init__(self, n: int, client: tuple):
+        self.n = n
+        self.client = client
+        self.helo: str | None = None
+        self.commands: list[str] = []
+        self.tls = False
+        self.tls_version: str | None = None
+        self.cipher: str | None = None
+        self.sni: str | None = None
+        self.tls_error: str | None = None
+        self.ended = ""   # "QUIT", "EOF", "dropped at X", "stalled at X", "error: ..."
+
+    def __repr__(self) -> str:
+        return (f"PeerSession#{self.n}(commands={self.commands!r}, tls={self.tls_version}, "
+                f"sni={self.sni!r}, ended={self.ended!r})")
 
 
 class SmtpPeer:
-    """A receiving SMTP server (aiosmtpd) that records every message; the delivery tests
-    subclass it (or pass a handler) to misbehave on command: wrong certificates, 4xx/5xx
-    at chosen stages, STARTTLS stripped, and so on. tls_context enables STARTTLS."""
+    """A receiving SMTP server on its own 127.0.1.N, port 25 by default (we run as root),
+    in an asyncio loop on a thread of its own. It records every session (commands, TLS
+    version, cipher, SNI) and every accepted message; wait_for_messages(n, timeout) blocks
+    on a condition variable until n messages arrived.
 
-    def __init__(self, world: "World", host: str | None = None, port: int | None = None,
-                 handler=None, tls_context=None, require_starttls: bool = False):
+    Behaviour (all optional):
+      hostname            banner and EHLO name (default peer-127-0-1-N.test)
+      cert                a pki.Cert to present (enables STARTTLS); or tls_context
+      starttls            offer STARTTLS (default: when a cert/context is given)
+      strip_starttls      advertise it as XXXXXXXA (a middlebox stripping it)
+      starttls_reply      reply to STARTTLS instead of 220, e.g. "454 4.7.0 TLS not available"
+      tls_break           close the connection right after 220 Ready to start TLS
+      inject_after_starttls  bytes sent in the same write as the 220 (e.g. "250 injected\\r\\n")
+      tls_min_version / tls_max_version   ssl.TLSVersion limits; tls_ciphers: OpenSSL list
+      greeting            e.g. "421 4.3.2 Service not available" (then close) or "554 5.7.1 No"
+                          (then 503 to everything but QUIT)
+      replies             stage -> reply, stages EHLO HELO MAIL RCPT DATA DOT (end of data)
+                          RSET QUIT, e.g. {"MAIL": "451 4.3.0 Try later"}
+      rcpt_replies        recipient address -> reply
+      rcpt_limit          452 4.5.3 after this many accepted recipients
+      stall               stages at which the peer never replies ("connect" = no banner)
+      drop                stages at which the peer closes without replying
+      esmtp               False: EHLO is answered 502, so the client falls back to HELO
+    """
+
+    def __init__(self, world: "World", host: str | None = None, port: int = 25, *,
+                 hostname: str | None = None, cert=None, tls_context=None,
+                 starttls: bool | None = None, strip_starttls: bool = False,
+                 starttls_reply: str | None = None, tls_break: bool = False,
+                 inject_after_starttls: bytes | str | None = None,
+                 tls_min_version=None, tls_max_version=None, tls_ciphers: str | None = None,
+                 greeting: str | None = None, replies: dict | None = None,
+                 rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
+                 stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None):
         self.world = world
         self.host = host or world.ports.address()
-        self.port = port or world.ports.port(self.host)
-        self.messages: list = []  # aiosmtpd Envelope objects
-        self.handler = handler or self._Recorder(self)
+        self.port = port
+        self.hostname = hostname or f"peer-{self.host.replace('.', '-')}.test"
+        self.cert = cert
         self.tls_context = tls_context
-        self.require_starttls = require_starttls
-        self.controller = None
+        self.starttls = (cert is not None or tls_context is not None) if starttls is None else starttls
+        self.strip_starttls = strip_starttls
+        self.starttls_reply = starttls_reply
+        self.tls_break = tls_break
+        if isinstance(inject_after_starttls, str):
+            inject_after_starttls = inject_after_starttls.encode()
+        self.inject_after_starttls = inject_after_starttls
+        self.tls_min_version, self.tls_max_version = tls_min_version, tls_max_version
+        self.tls_ciphers = tls_ciphers
+        self.greeting = greeting
+        self.replies = {k.upper(): v for k, v in (replies or {}).items()}
+        self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
+        self.rcpt_limit = rcpt_limit
+        self.stall = {s.upper() for s in stall}
+        self.drop = {s.upper() for s in drop}
+        self.esmtp = esmtp
+        self.extensions = extensions
+        self.messages: list[PeerMessage] = []
+        self.sessions: list[PeerSession] = []
+        self._cond = threading.Condition()
+        self._sni: dict[int, str] = {}
+        self._loop = None
+        self._thread: threading.Thread | None = None
+        self._stop_future = None
 
-    class _Recorder:
-        def __init__(self, peer: "SmtpPeer"):
-            self.peer = peer
+    # -- TLS --------------------------------------------------------------------------------
+    def _make_context(self):
+        import ssl
+        if self.tls_context is not None:
+            ctx = self.tls_context
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(self.cert.chain_path), str(self.cert.key_path))
+        if self.tls_min_version is not None:
+            ctx.minimum_version = self.tls_min_version
+        if self.tls_max_version is not None:
+            ctx.maximum_version = self.tls_max_version
+        if self.tls_ciphers:
+            ctx.set_ciphers(self.tls_ciphers)
 
-        async def handle_DATA(self, server, session, envelope):
-            self.peer.messages.append(envelope)
-            return "250 2.0.0 Ok: received"
+        def on_sni(sslobj, name, _ctx):
+            self._sni[id(sslobj)] = name
+        ctx.sni_callback = on_sni
+        return ctx
 
-    def start(self) -> "SmtpPeer":
-        from aiosmtpd.controller import Controller
-        self.controller = Controller(self.handler, hostname=self.host, port=self.port,
-                                     tls_context=self.tls_context,
-                                     require_starttls=self.require_starttls)
-        self.controller.start()
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> "SmtpPeer":
+        import asyncio
+        self._ssl = self._make_context() if self.starttls or self.tls_context else None
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def main():
+            self._stop_future = asyncio.get_running_loop().create_future()
+            try:
+                server = await asyncio.start_server(self._client, self.host, self.port,
+                                                    reuse_address=True, limit=1 << 20)
+            except BaseException as e:
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            async with server:
+                await self._stop_future
+                server.close()
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(main())
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True, name=f"smtp-peer-{self.host}")
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise AssertionError(f"SMTP peer on {self.host}:{self.port} did not start")
+        if failure:
+            self._thread.join(5)
+            raise failure[0]
         self.world.on_cleanup(self.stop)
         return self
 
     def stop(self) -> None:
-        if self.controller is not None:
-            with contextlib.suppress(Exception):
-                self.controller.stop()
-            self.controller = None
+        if self._thread is None:
+            return
+        loop, fut = self._loop, self._stop_future
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+        self._thread.join(10)
+        self._thread = None
+
+    # -- waiting ----------------------------------------------------------------------------
+    def wait_for_messages(self, n: int = 1, timeout: float = 10.0) -> list[PeerMessage]:
+        """Blocks until at least n messages were accepted (bounded); returns them all."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.messages) >= n, timeout):
+                raise AssertionError(f"{self.host}: {len(self.messages)} of {n} messages within "
+                                     f"{timeout}s; sessions: {self.sessions!r}")
+            return list(self.messages)
+
+    def wait_for_sessions(self, n: int = 1, timeout: float = 10.0) -> list[PeerSession]:
+        """Blocks until at least n sessions have ended; returns all sessions."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: sum(1 for s in self.sessions if s.ended) >= n, timeout):
+                raise AssertionError(f"{self.host}: fewer than {n} sessions ended within {timeout}s; "
+                                     f"sessions: {self.sessions!r}")
+            return list(self.sessions)
 
     @property
     def nexthop(self) -> str:
         return f"[{self.host}]:{self.port}"
+
+    # -- the dialogue -----------------------------------------------------------------------
+    async def _client(self, reader, writer):
+        import asyncio
+        with self._cond:
+            sess = PeerSession(len(self.sessions) + 1, writer.get_extra_info("peername"))
+            self.sessions.append(sess)
+        try:
+            sess.ended = await self._dialogue(reader, writer, sess)
+        except asyncio.CancelledError:
+            sess.ended = sess.ended or "peer stopped"
+            raise
+        except (ConnectionError, asyncio.IncompleteReadError, OSError) as e:
+            sess.ended = f"error: {e!r}"
+        except Exception as e:  # ssl.SSLError and friends: a failed handshake
+            sess.ended = f"error: {e!r}"
+        finally:
+            with contextlib.suppress(Exception):
+                writer.transport.abort() if sess.ended.startswith("dropped") else writer.close()
+            with self._cond:
+                sess.ended = sess.ended or "closed"
+                self._cond.notify_all()
+
+    async def _stall(self, reader, stage: str) -> str:
+        while await reader.read(65536):
+            pass
+        return f"stalled at {stage}"
+
+    async def _dialogue(self, reader, writer, sess: PeerSession) -> str:
+        async def send(text: str | bytes):
+            writer.write(text if isinstance(text, bytes) else (text + "\r\n").encode())
+            await writer.drain()
+
+        if "CONNECT" in self.drop:
+            return "dropped at CONNECT"
+        if "CONNECT" in self.stall:
+            return await self._stall(reader, "CONNECT")
+        greeting = self.greeting or f"220 {self.hostname} ESMTP tlsrelay test peer"
+        await send(greeting)
+        if greeting.startswith("421"):
+            return "greeting 421"
+        refuse_all = greeting.startswith("5")
+        mail_from, rcpts = None, []
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                return "EOF"
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            sess.commands.append(line)
+            verb = line.split(" ", 1)[0].upper()
+            arg = line[len(verb):].strip()
+            if verb == "QUIT" and "QUIT" not in self.replies and "QUIT" not in self.drop | self.stall:
+                await send("221 2.0.0 Bye")
+                return "QUIT"
+            if refuse_all:
+                await send("503 5.5.1 Error: access denied")
+                continue
+            if verb in self.drop:
+                return f"dropped at {verb}"
+            if verb in self.stall:
+                return await self._stall(reader, verb)
+            override = self.replies.get(verb)
+            if verb == "EHLO":
+                if not self.esmtp:
+                    await send("502 5.5.2 Error: command not recognized")
+                    continue
+                sess.helo, mail_from, rcpts = arg, None, []
+                if override:
+                    await send(override)
+                    continue
+                ext = ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES"]
+                if self.starttls and not sess.tls:
+                    ext.append("XXXXXXXA" if self.strip_starttls else "STARTTLS")
+                ext += self.extensions or []
+                lines = [self.hostname] + ext
+                await send("\r\n".join(f"250{' ' if i == len(lines) - 1 else '-'}{l}"
+                                       for i, l in enumerate(lines)))
+            elif verb == "HELO":
+                sess.helo, mail_from, rcpts = arg, None, []
+                await send(override or f"250 {self.hostname}")
+            elif verb == "STARTTLS":
+                if not self.starttls or sess.tls:
+                    await send("502 5.5.1 Error: command not implemented"
+                               if not self.starttls else "554 5.5.1 Error: TLS already active")
+                    continue
+                reply = self.starttls_reply or override or "220 2.0.0 Ready to start TLS"
+                if not reply.startswith("220"):
+                    await send(reply)
+                    continue
+                await send((reply + "\r\n").encode() + (self.inject_after_starttls or b""))
+                if self.tls_break:
+                    writer.close()
+                    return "closed after 220 to STARTTLS"
+                try:
+                    await writer.start_tls(self._ssl)
+                except Exception as e:
+                    sess.tls_error = repr(e)
+                    return f"TLS handshake failed: {e!r}"
+                sslobj = writer.get_extra_info("ssl_object")
+                sess.tls = True
+                sess.tls_version = sslobj.version()
+                sess.cipher = sslobj.cipher()[0]
+                sess.sni = self._sni.pop(id(sslobj), None)
+                sess.helo, mail_from, rcpts = None, None, []
+            elif verb == "MAIL":
+                m = re.match(r"(?i)FROM:\s*<([^>]*)>", arg)
+                if override:
+                    await send(override)
+                elif not m:
+                    await send("501 5.5.4 Syntax: MAIL FROM:<address>")
+                else:
+                    await send("250 2.1.0 Ok")
+                    mail_from, rcpts = m.group(1), []
+            elif verb == "RCPT":
+                m = re.match(r"(?i)TO:\s*<([^>]*)>", arg)
+                addr = m.group(1) if m else ""
+                if mail_from is None:
+                    reply = "503 5.5.1 Error: need MAIL command"
+                elif self.rcpt_limit is not None and len(rcpts) >= self.rcpt_limit:
+                    reply = "452 4.5.3 Error: too many recipients"
+                else:
+                    reply = self.rcpt_replies.get(addr.lower()) or override or "250 2.1.5 Ok"
+                if reply.startswith("2"):
+                    rcpts.append(addr)
+                await send(reply)
+            elif verb == "DATA":
+                if override:
+                    await send(override)
+                    continue
+                if not rcpts:
+                    await send("554 5.5.1 Error: no valid recipients")
+                    continue
+                await send("354 End data with <CR><LF>.<CR><LF>")
+                lines = []
+                while True:
+                    l = await reader.readline()
+                    if not l:
+                        return "EOF in DATA"
+                    if l in (b".\r\n", b".\n"):
+                        break
+                    lines.append(l[1:] if l.startswith(b".") else l)
+                sess.commands.append(".")
+                if "DOT" in self.drop:
+                    return "dropped at DOT"
+                if "DOT" in self.stall:
+                    return await self._stall(reader, "DOT")
+                reply = self.replies.get("DOT") or "250 2.0.0 Ok: queued"
+                if reply.startswith("2"):
+                    with self._cond:
+                        self.messages.append(PeerMessage(sess, mail_from, rcpts, b"".join(lines)))
+                        self._cond.notify_all()
+                mail_from, rcpts = None, []
+                await send(reply)
+            elif verb == "RSET":
+                mail_from, rcpts = None, []
+                await send(override or "250 2.0.0 Ok")
+            elif verb == "NOOP":
+                await send(override or "250 2.0.0 Ok")
+            elif verb == "QUIT":
+                await send(override or "221 2.0.0 Bye")
+                return "QUIT"
+            else:
+                await send("502 5.5.2 Error: command not recognized")
 
 
 # ----------------------------------------------------------------------------------------
