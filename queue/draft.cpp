@@ -188,6 +188,8 @@ std::string next_queue_id() {
     return text;
 }
 
+std::string new_queue_id() { return next_queue_id(); }
+
 bool is_queue_id(std::string_view text) {
     if (text.size() != 14) return false;
     for (char c : text) {
@@ -196,9 +198,10 @@ bool is_queue_id(std::string_view text) {
     return true;
 }
 
-std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, std::error_code& ec) {
-    for (int attempt = 0; attempt < 100; ++attempt) {
-        std::string id = next_queue_id();
+std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::string& wanted,
+                                   std::error_code& ec) {
+    for (int attempt = 0; attempt < (wanted.empty() ? 100 : 1); ++attempt) {
+        std::string id = wanted.empty() ? next_queue_id() : wanted;
         std::filesystem::path path = core->tmp / id;
         io::Fd fd = io::open_file(path, O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
         if (ec == std::errc::file_exists) continue;

@@ -76,6 +76,9 @@ public:
 
     // Starts a message with a fresh queue id (creates a temp file).
     virtual std::unique_ptr<Draft> begin(std::error_code& ec) = 0;
+    // The same with an id taken earlier from new_queue_id(), so a caller can name the
+    // message (log it) before it touches the disk. Fails with file_exists if taken.
+    virtual std::unique_ptr<Draft> begin(const std::string& id, std::error_code& ec) = 0;
 
     // Envelopes of every committed message, with their current delivery state.
     virtual std::vector<Envelope> list() = 0;
@@ -106,5 +109,8 @@ OpenResult open_spool(const std::filesystem::path& dir, const FileOps& ops);
 // Queue ids are 14 upper-case hex digits: 8 for the unix second, 5 for the microsecond,
 // 1 from a per-process counter; an exclusive create makes them unique.
 bool is_queue_id(std::string_view text);
+
+// A fresh queue id (time in microseconds plus a per-process counter); no I/O.
+std::string new_queue_id();
 
 }  // namespace tlsrelay::queue

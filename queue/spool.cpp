@@ -36,7 +36,10 @@ public:
     explicit FsSpool(std::shared_ptr<SpoolCore> core) : core_(std::move(core)) {}
 
     std::uint64_t free_bytes() const override;
-    std::unique_ptr<Draft> begin(std::error_code& ec) override { return begin_draft(core_, ec); }
+    std::unique_ptr<Draft> begin(std::error_code& ec) override { return begin_draft(core_, "", ec); }
+    std::unique_ptr<Draft> begin(const std::string& id, std::error_code& ec) override {
+        return begin_draft(core_, id, ec);
+    }
     std::vector<Envelope> list() override;
     std::optional<Envelope> envelope(const std::string& id) override;
     std::optional<std::string> content(const std::string& id) override;

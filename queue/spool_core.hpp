@@ -54,7 +54,9 @@ std::string move_to_corrupt(const SpoolCore& core, const std::string& name,
                             const std::string& why);
 
 // Starts a draft in tmp/ with a fresh id (exclusive create; retried on collision).
-std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, std::error_code& ec);
+// wanted: a queue id from new_queue_id() (one try), or "" for a fresh one.
+std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::string& wanted,
+                                   std::error_code& ec);
 
 std::unique_ptr<Spool> make_fs_spool(std::shared_ptr<SpoolCore> core);
 

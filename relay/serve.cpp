@@ -88,7 +88,7 @@ int run_serve(const Args& args) {
     if (!error.empty()) return fail(error);
 
     asio::io_context io(1);
-    asio::thread_pool disk(4);
+    asio::thread_pool disk(16);  // concurrent fsyncs share journal commits
     SpoolSink sink(*opened.spool, disk, nullptr);
     smtp::Server server(io, server_options(*cfg), sink, tls);
     if (!server.listen(cfg->server.listen, error)) return fail(error);

@@ -10,25 +10,52 @@ namespace {
 
 namespace asio = boost::asio;
 
+// Every file operation of a message runs on the disk pool: creating a file or
+// fsyncing can wait for a journal commit, which must never stall the network thread.
+// Content is buffered and written in large pieces.
 class SpoolMessage : public smtp::IncomingMessage {
 public:
-    SpoolMessage(std::unique_ptr<queue::Draft> draft, asio::thread_pool& pool,
-                 const SpoolSink::Committed& on_committed)
-        : draft_(std::move(draft)), pool_(pool), on_committed_(on_committed) {}
+    static constexpr std::size_t flush_at = 1 << 20;
 
-    const std::string& id() const override { return draft_->id(); }
+    SpoolMessage(queue::Spool& spool, asio::thread_pool& pool, const SpoolSink::Committed& done)
+        : spool_(spool), pool_(pool), on_committed_(done), id_(queue::new_queue_id()) {}
 
-    std::error_code append(std::string_view content) override {
-        size_ += content.size();
-        return draft_->append(content);
+    const std::string& id() const override { return id_; }
+
+    asio::awaitable<std::error_code> append(std::string content) override {
+        buffer_ += content;
+        if (buffer_.size() < flush_at) co_return std::error_code{};
+        auto home = co_await asio::this_coro::executor;
+        co_await asio::post(pool_, asio::use_awaitable);
+        std::error_code ec = write_buffer();
+        co_await asio::post(home, asio::use_awaitable);
+        co_return ec;
     }
 
     asio::awaitable<std::error_code> commit(const smtp::Transaction& t) override {
+        queue::Envelope env = envelope(t);
+        auto home = co_await asio::this_coro::executor;
+        co_await asio::post(pool_, asio::use_awaitable);
+        std::error_code ec = write_buffer();
+        if (!ec) ec = draft_->commit(env);
+        co_await asio::post(home, asio::use_awaitable);
+        if (!ec && on_committed_) on_committed_(env);
+        co_return ec;
+    }
+
+private:
+    std::error_code write_buffer() {  // on the disk pool
+        std::error_code ec;
+        if (!draft_) draft_ = spool_.begin(id_, ec);
+        if (!draft_) return ec ? ec : std::make_error_code(std::errc::io_error);
+        ec = draft_->append(buffer_);
+        buffer_.clear();
+        return ec;
+    }
+
+    queue::Envelope envelope(const smtp::Transaction& t) const {
         queue::Envelope env;
-        env.id = draft_->id();
-        env.arrival_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+        env.id = id_;
         env.sender = t.sender;
         for (const auto& r : t.recipients) {
             queue::Recipient rcpt;
@@ -39,28 +66,21 @@ public:
         env.helo = t.helo;
         env.smtputf8 = t.smtputf8;
         env.eight_bit = t.eight_bit;
-        env.size = size_;
-        auto home = co_await asio::this_coro::executor;
-        co_await asio::post(pool_, asio::use_awaitable);  // blocking fsyncs happen here
-        std::error_code ec = draft_->commit(env);
-        co_await asio::post(home, asio::use_awaitable);
-        if (!ec && on_committed_) on_committed_(env);
-        co_return ec;
+        return env;
     }
 
-private:
-    std::unique_ptr<queue::Draft> draft_;
+    queue::Spool& spool_;
     asio::thread_pool& pool_;
     const SpoolSink::Committed& on_committed_;
-    std::uint64_t size_ = 0;
+    std::string id_;
+    std::string buffer_;
+    std::unique_ptr<queue::Draft> draft_;  // created and used on the pool only
 };
 
 }  // namespace
 
-std::unique_ptr<smtp::IncomingMessage> SpoolSink::begin(std::error_code& ec) {
-    auto draft = spool_.begin(ec);
-    if (!draft) return nullptr;
-    return std::make_unique<SpoolMessage>(std::move(draft), pool_, on_committed_);
+std::unique_ptr<smtp::IncomingMessage> SpoolSink::begin(std::error_code&) {
+    return std::make_unique<SpoolMessage>(spool_, pool_, on_committed_);
 }
 
 }  // namespace tlsrelay::relay

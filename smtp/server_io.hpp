@@ -83,7 +83,7 @@ template <class Stream>
 awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const ServerOptions& opt) {
     IncomingMessage& msg = *core.message();
     const std::string received = core.received_header();
-    std::error_code write_error = msg.append(received);
+    std::error_code write_error = co_await msg.append(received);
     DataReader reader({core.max_message_size(), 50});
     std::string content;
     auto deadline = Clock::now() + opt.data_timeout;
@@ -95,7 +95,7 @@ awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const Serve
         }
         io.pos += reader.consume(io.pending(), content, st);
         if (content.size() >= 65536 || st == DataReader::Status::done) {
-            if (!write_error && !content.empty()) write_error = msg.append(content);
+            if (!write_error && !content.empty()) write_error = co_await msg.append(std::move(content));
             content.clear();
         }
     }

@@ -15,6 +15,7 @@ struct LogState {
     LogTarget target = LogTarget::stderr_stream;
     LogFormat format = LogFormat::postfix;
     std::string hostname = "localhost";
+    std::string pid = std::to_string(::getpid());
 };
 
 LogState& state() {
@@ -69,7 +70,7 @@ void emit(std::string_view service, std::string_view severity, std::string_view 
         append_json_string(line, s.hostname);
         line += ",\"service\":";
         append_json_string(line, "tlsrelay/" + std::string(service));
-        line += ",\"pid\":" + std::to_string(::getpid());
+        line += ",\"pid\":" + s.pid;
         if (!severity.empty()) {
             line += ",\"severity\":";
             append_json_string(line, severity);
@@ -81,7 +82,7 @@ void emit(std::string_view service, std::string_view severity, std::string_view 
         char stamp[32];
         std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
         line = std::string(stamp) + " " + s.hostname + " tlsrelay/" + std::string(service) + "[" +
-               std::to_string(::getpid()) + "]: " + body + "\n";
+               s.pid + "]: " + body + "\n";
     }
     std::lock_guard lock(s.mutex);
     const char* p = line.data();
@@ -102,6 +103,7 @@ void log_setup(LogTarget target, LogFormat format, std::string hostname) {
     s.target = target;
     s.format = format;
     s.hostname = std::move(hostname);
+    s.pid = std::to_string(::getpid());  // after a fork, log the new process
 }
 
 void log_info(std::string_view service, std::string_view text) { emit(service, "", text); }

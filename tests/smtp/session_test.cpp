@@ -39,9 +39,9 @@ class MemoryMessage : public IncomingMessage {
 public:
     MemoryMessage(MemorySink& sink, std::string id) : sink_(sink), id_(std::move(id)) {}
     const std::string& id() const override { return id_; }
-    std::error_code append(std::string_view c) override {
+    asio::awaitable<std::error_code> append(std::string c) override {
         content_ += c;
-        return {};
+        co_return std::error_code{};
     }
     asio::awaitable<std::error_code> commit(const Transaction& t) override {
         if (sink_.fail_commit) co_return std::make_error_code(std::errc::io_error);
