@@ -1,8 +1,8 @@
 // check-config, probe, and the shared config loading of the CLI commands.
 #include <iostream>
 
+#include "config/policy_file.hpp"
 #include "relay/cli.hpp"
-#include "tls/level.hpp"
 
 namespace tlsrelay::relay {
 
@@ -21,11 +21,12 @@ int run_check_config(const Args& args) {
     }
     auto result = config::load_file(*args.config);
     std::vector<config::Problem> problems = result.problems;
-    for (const auto& entry : result.config.tls.policy)
-        if (!tls::parse_level(entry.level))
-            problems.push_back({entry.file, entry.line,
-                                "tls.policy for \"" + entry.destination +
-                                    "\": invalid security level \"" + entry.level + "\""});
+    const config::Config& cfg = result.config;
+    auto table = config::build_policy_table(cfg.tls);
+    problems.insert(problems.end(), table.problems.begin(), table.problems.end());
+    auto checks = config::check_policies(table.table, config::main_settings(cfg.tls, cfg.dns.dnssec),
+                                         *args.config);
+    problems.insert(problems.end(), checks.begin(), checks.end());
     for (const auto& p : problems) std::cout << p.to_string() << "\n";
     if (!problems.empty()) return 1;
     std::cout << *args.config << ": ok\n";
