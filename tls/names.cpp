@@ -69,6 +69,15 @@ std::string show(const unsigned char* data, int length) {
 
 }  // namespace
 
+std::string nexthop_domain(std::string_view nexthop) {
+    if (nexthop.starts_with("[")) {
+        size_t close = nexthop.find(']');
+        if (close != std::string_view::npos) return std::string(nexthop.substr(1, close - 1));
+        return std::string(nexthop);
+    }
+    return std::string(nexthop.substr(0, nexthop.find(':')));
+}
+
 ReferenceNames resolve_match_names(const std::vector<std::string>& match,
                                    std::string_view nexthop_domain,
                                    std::string_view mx_hostname) {

@@ -17,6 +17,10 @@ struct ReferenceNames {
     std::vector<std::string> warnings;  // e.g. ignoring invalid match name: "."
 };
 
+// The next-hop domain of a verbatim next-hop: brackets and ":port" removed
+// ("[mx.example.com]:587" -> "mx.example.com", "example.com:2525" -> "example.com").
+std::string nexthop_domain(std::string_view nexthop);
+
 // Expands match strategies: "nexthop" (the next-hop domain, brackets and port
 // already stripped by the caller), "dot-nexthop" (".nexthop"), "hostname" (the MX
 // host name), ".suffix" and literal names. Keywords are case-insensitive.

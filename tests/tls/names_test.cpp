@@ -88,6 +88,14 @@ TEST(Names, CertificateNamesAreDnsSansElseCns) {
     EXPECT_TRUE(certificate_names(make_cert({}).get()).empty());
 }
 
+TEST(Names, NexthopDomain) {
+    EXPECT_EQ(nexthop_domain("example.com"), "example.com");
+    EXPECT_EQ(nexthop_domain("example.com:2525"), "example.com");
+    EXPECT_EQ(nexthop_domain("[mx.example.com]"), "mx.example.com");
+    EXPECT_EQ(nexthop_domain("[mx.example.com]:587"), "mx.example.com");
+    EXPECT_EQ(nexthop_domain("[ipv6:2001:db8::1]:25"), "ipv6:2001:db8::1");
+}
+
 TEST(Names, ResolveStrategies) {
     struct Case {
         std::vector<std::string> match;
