@@ -230,6 +230,7 @@ class PostfixOracle:
                         % (sender.encode(), recipients[0].encode()))
         with smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.tlsrelay.invalid",
                           timeout=30) as s:
+            s.ehlo()
             code, msg = s.mail(sender)
             assert code == 250, f"MAIL: {code} {msg!r}"
             for r in recipients:

@@ -281,6 +281,7 @@ def run_tlsrelay(scenario: Scenario | dict, world: World | None = None) -> Outco
                            % (sc.sender.encode(), sc.recipients[0].encode()))
         with smtplib.SMTP(relay.host, relay.port, local_hostname="client.tlsrelay.invalid",
                           timeout=30) as s:
+            s.ehlo()
             code, msg = s.mail(sc.sender)
             assert code == 250, f"MAIL: {code} {msg!r}"
             for r in sc.recipients:

@@ -17,8 +17,9 @@ import unittest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 import pki
+import scenario
 from scenario import run_postfix
-from world import DnsServer, SmtpPeer, WorldTestCase
+from world import DnsServer, SmtpPeer, WorldTestCase, relay_binary
 
 
 def openssl(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
@@ -371,6 +372,49 @@ class PostfixOracle(WorldTestCase):
                          ("none", "5.1.0", "bounced", "Domain null.test does not accept mail (nullMX)"),
                          out.log)
         self.assertEqual(out.peers["mx1"].sessions, [])
+
+
+class RelayConfig(WorldTestCase):
+    """run_tlsrelay's half: the config a scenario becomes (delivery itself is tested by
+    the differential tests once the relay delivers)."""
+
+    def test_scenario_config_is_accepted_by_check_config(self):
+        """Postfix settings translate to tlsrelay keys and check-config accepts the result."""
+        try:
+            relay_binary()
+        except FileNotFoundError as e:
+            self.skipTest(str(e))
+        sc = {"name": "cfg", "recipients": ["user@example.test"],
+              "peers": {"mx1": {"names": ["mx1.example.test"], "cert": {"dns": ["mx1.example.test"]}}},
+              "dns": [("example.test", "MX", "10 mx1.example.test.")],
+              "policy": ["example.test fingerprint match={mx1.fp[sha256]}", "[{mx1.addr}]:25 encrypt"],
+              "main": {"smtp_tls_security_level": "verify",
+                       "smtp_tls_verify_cert_match": "hostname, nexthop",
+                       "smtp_connect_timeout": "7", "smtp_tls_loglevel": "1",
+                       "smtp_helo_timeout": "20s"},
+              "postfix_only": ["smtp_helo_timeout"],
+              "transport": {"partner.test": "smtp:[mx1.example.test]:25"}}
+        built = scenario.build(sc, self.world)
+        policy = self.world.root / "tls_policy"
+        policy.write_text("".join(built.fill(l) + "\n" for l in sc["policy"]))
+        cfg = scenario.relay_config(built, policy)
+        self.assertEqual(cfg["dns"], {"servers": [f"{built.dns.host}:53"]})
+        self.assertEqual(cfg["tls"]["verify_cert_match"], ["hostname", "nexthop"])
+        self.assertEqual(cfg["tls"]["mandatory_protocols"], ">=TLSv1")
+        self.assertEqual(cfg["delivery"]["connect_timeout"], "7s")
+        self.assertEqual(cfg["delivery.route"], [{"destination": "partner.test",
+                                                  "nexthop": "[mx1.example.test]:25"}])
+        self.assertIn(built.peers["mx1"].cert.fp["sha256"], policy.read_text())
+        relay = self.world.relay("cfg", **cfg)
+        cp = relay.cli("check-config", check=False)
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+
+    def test_untranslatable_setting_is_an_error(self):
+        """A main.cf setting tlsrelay has no key for must not be dropped silently."""
+        sc = {"name": "bad", "recipients": ["u@example.test"], "main": {"smtp_sasl_auth_enable": "yes"}}
+        built = scenario.build(sc, self.world)
+        with self.assertRaisesRegex(ValueError, "smtp_sasl_auth_enable"):
+            scenario.relay_config(built, self.world.root / "p")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ talks to them with real clients, and inspects the spool through the relay's own 
 readiness is the `daemon started` log line, replies are read with deadlines, and
 waits on logs are bounded.
 
-Extension points for the delivery half: DnsServer (dnslib, answers from a dict) and
-SmtpPeer (aiosmtpd, records what it receives) run on 127.0.1.x addresses that the
-World hands out; a delivery test points `[dns] servers` and routes at them.
+The delivery half: DnsServer (dnslib, answers from a dict, programmable failures) runs
+on port 53 of a private 127.0.2.x, SmtpPeer (asyncio, scripted misbehaviour, records
+what it receives) on port 25 of a private 127.0.1.x; a delivery test points `[dns]
+servers` (and Postfix's resolv.conf, see postfix_oracle.py) at them. Certificates come
+from pki.py; scenario.py runs one description through Postfix and through tlsrelay.
 """
 
 from __future__ import annotations
