@@ -127,7 +127,8 @@ class SmtplibClient(IntakeTestCase):
         entry = q[0]
         self.assertEqual(entry["sender"], SENDER)
         self.assertEqual([r["address"] for r in entry["recipients"]], [RCPT])
-        self.assertEqual(entry["recipients"][0]["attempts"], 0)
+        # The relayhost is unreachable: at most one attempt has been made by now.
+        self.assertIn(entry["recipients"][0]["attempts"], (0, 1))
         self.assertIn(entry["recipients"][0]["status"], ("queued", "deferred"))
         stored = self.relay.message_content(qid, b"From: Sender")
         self.assertEqual(entry["size"], len(stored), "size is the stored content size")

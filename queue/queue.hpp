@@ -92,6 +92,11 @@ public:
     virtual std::error_code update(const Envelope& envelope) = 0;
     virtual std::error_code remove(const std::string& id) = 0;
     virtual std::error_code set_held(const std::string& id, bool held) = 0;
+
+    // `queue flush` from another process: leaves a request the daemon picks up
+    // (take_flush_request, polled every second) to re-read the queue and retry now.
+    virtual std::error_code request_flush() = 0;
+    virtual bool take_flush_request() = 0;
 };
 
 struct OpenResult {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -37,6 +38,15 @@ public:
 
     std::uint64_t free_bytes() const override;
     std::unique_ptr<Draft> begin(std::error_code& ec) override { return begin_draft(core_, "", ec); }
+
+    std::error_code request_flush() override {
+        std::error_code ec;
+        io::Fd fd = io::open_file(core_->dir / "flush", O_WRONLY | O_CREAT, ec, 0600);
+        return ec;
+    }
+    bool take_flush_request() override {
+        return ::unlink((core_->dir / "flush").c_str()) == 0;
+    }
     std::unique_ptr<Draft> begin(const std::string& id, std::error_code& ec) override {
         return begin_draft(core_, id, ec);
     }

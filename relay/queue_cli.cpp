@@ -105,8 +105,11 @@ int run_queue(const Args& args) {
         args.json ? print_json(spool.list()) : print_table(spool.list());
         return 0;
     }
-    if (what == "flush" && p.size() <= 3)
-        return flush(spool, p.size() == 3 ? std::optional<std::string>(p[2]) : std::nullopt);
+    if (what == "flush" && p.size() <= 3) {
+        int rc = flush(spool, p.size() == 3 ? std::optional<std::string>(p[2]) : std::nullopt);
+        if (rc == 0) spool.request_flush();  // a running daemon retries within a second
+        return rc;
+    }
     if (p.size() != 3) {
         std::cerr << "usage: tlsrelay queue " << what << " ID\n";
         return 2;
@@ -132,6 +135,7 @@ int run_queue(const Args& args) {
         std::cerr << "tlsrelay: queue: " << id << ": " << ec.message() << "\n";
         return 1;
     }
+    spool.request_flush();  // a running daemon re-reads the queue within a second
     return 0;
 }
 

@@ -12,7 +12,9 @@
 
 #include "queue/queue.hpp"
 #include "relay/cli.hpp"
+#include "relay/scheduler.hpp"
 #include "relay/spool_sink.hpp"
+#include "relay/tls_plan.hpp"
 #include "smtp/server.hpp"
 #include "support/log.hpp"
 
@@ -89,9 +91,23 @@ int run_serve(const Args& args) {
 
     asio::io_context io(1);
     asio::thread_pool disk(16);  // concurrent fsyncs share journal commits
-    SpoolSink sink(*opened.spool, disk, nullptr);
+    dns::ResolverOptions dns_options;
+    dns_options.servers = cfg->dns.servers;
+    dns_options.dnssec = cfg->dns.dnssec;
+    auto resolver = dns::make_resolver(io.get_executor(), dns_options, error);
+    if (!resolver) return fail("DNS resolver: " + error);
+    auto client_tls = make_client_tls(*cfg, error);
+    if (!client_tls) support::log_warning("smtp", error + ": disabling TLS support");
+    DeliveryContext delivery{*cfg, *resolver, client_tls.get(), {}, {}};
+    delivery.plan = [&](const std::string& nexthop, const smtp::ServerId& s) {
+        return make_plan(*cfg, client_tls.get(), nexthop, s);
+    };
+    Scheduler scheduler(io, *opened.spool, disk, delivery);
+    SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) { scheduler.add(e); });
     smtp::Server server(io, server_options(*cfg), sink, tls);
     if (!server.listen(cfg->server.listen, error)) return fail(error);
+    delivery.self = server.local_endpoints();
+    scheduler.start();
     if (!drop_privileges(cfg->server.user, error)) return fail(error);
     server.start();
 
@@ -101,6 +117,7 @@ int run_serve(const Args& args) {
         if (ec) return;
         support::log_info("master", "terminating on signal " + std::to_string(sig));
         server.stop();
+        scheduler.stop();
         hup.cancel();
     });
     std::function<void()> wait_hup = [&] {

@@ -22,7 +22,7 @@ public:
 
     const std::string& id() const override { return id_; }
 
-    asio::awaitable<std::error_code> append(std::string content) override {
+    asio::awaitable<std::error_code> append(std::string_view content) override {
         buffer_ += content;
         if (buffer_.size() < flush_at) co_return std::error_code{};
         auto home = co_await asio::this_coro::executor;

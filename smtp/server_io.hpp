@@ -95,7 +95,7 @@ awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const Serve
         }
         io.pos += reader.consume(io.pending(), content, st);
         if (content.size() >= 65536 || st == DataReader::Status::done) {
-            if (!write_error && !content.empty()) write_error = co_await msg.append(std::move(content));
+            if (!write_error && !content.empty()) write_error = co_await msg.append(content);
             content.clear();
         }
     }

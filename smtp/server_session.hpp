@@ -35,8 +35,9 @@ class IncomingMessage {
 public:
     virtual ~IncomingMessage() = default;
     virtual const std::string& id() const = 0;
-    // May hand the bytes to another thread; the view need not outlive the call's start.
-    virtual boost::asio::awaitable<std::error_code> append(std::string content) = 0;
+    // Copies content before its first suspension, so the view need not outlive that.
+    // (A view, not a string: GCC 12 may destroy a by-value temporary twice, PR 100611.)
+    virtual boost::asio::awaitable<std::error_code> append(std::string_view content) = 0;
     // Durable when it returns no error (may run on another thread meanwhile).
     virtual boost::asio::awaitable<std::error_code> commit(const Transaction& t) = 0;
 };

@@ -1,0 +1,210 @@
+#include "relay/delivery.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cmath>
+#include <map>
+
+#include "relay/nexthop.hpp"
+#include "relay/route.hpp"
+#include "support/log.hpp"
+
+namespace tlsrelay::relay {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::system_clock;
+using State = smtp::RecipientResult::State;
+
+std::string format_delay(double s) {
+    char buf[32];
+    if (s >= 10) {
+        std::snprintf(buf, sizeof buf, "%.0f", std::floor(s + 0.5));
+    } else if (s >= 1) {
+        std::snprintf(buf, sizeof buf, "%.1f", std::floor(s * 10 + 0.5) / 10);
+    } else {
+        // two significant digits, at most two decimals, trailing zeros dropped
+        double r = s >= 0.1 ? std::floor(s * 100 + 0.5) / 100 : std::floor(s * 1000 + 0.5) / 1000;
+        if (r < 0.1) r = std::floor(s * 100 + 0.5) / 100;
+        std::snprintf(buf, sizeof buf, "%.2f", r);
+        std::string t = buf;
+        while (!t.empty() && t.back() == '0') t.pop_back();
+        if (!t.empty() && t.back() == '.') t.pop_back();
+        return t.empty() ? "0" : t;
+    }
+    return buf;
+}
+
+namespace {
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+struct Group {
+    NextHop hop;
+    std::vector<std::size_t> rcpts;  // indexes into env.recipients
+};
+
+// Shared by one attempt: what gets logged for each recipient.
+struct Attempt {
+    queue::Envelope& env;
+    Clock::time_point arrival, start;
+    Clock::time_point connected;  // end of connection setup (c), start of transfer (d)
+    const config::Config& config;
+
+    void log(std::size_t i, const std::string& relay, const std::string& dsn, const char* status,
+             const std::string& reason) {
+        auto now = Clock::now();
+        if (connected < start) connected = now;
+        std::string delays = format_delay(seconds(start - arrival)) + "/0/" +
+                             format_delay(seconds(connected - start)) + "/" +
+                             format_delay(seconds(now - connected));
+        support::log_info("smtp", env.id + ": to=<" + env.recipients[i].address + ">, relay=" + relay +
+                                      ", delay=" + format_delay(seconds(now - arrival)) +
+                                      ", delays=" + delays + ", dsn=" + dsn + ", status=" + status +
+                                      " (" + reason + ")");
+    }
+
+    std::int64_t backoff(std::uint32_t attempts) const {
+        auto min = std::chrono::duration_cast<std::chrono::seconds>(config.queue.retry_min).count();
+        auto max = std::chrono::duration_cast<std::chrono::seconds>(config.queue.retry_max).count();
+        std::int64_t wait = min;
+        for (std::uint32_t i = 1; i < attempts && wait < max; ++i) wait *= 2;
+        return std::min<std::int64_t>(std::max<std::int64_t>(wait, 1), std::max<std::int64_t>(max, 1));
+    }
+
+    // Final outcome for recipient i in this attempt.
+    void finish(std::size_t i, const std::string& relay, const std::string& dsn, const std::string& reason,
+                bool sent, bool hard) {
+        auto& r = env.recipients[i];
+        r.attempts += 1;
+        r.last_dsn = dsn;
+        r.last_reason = reason;
+        if (sent) {
+            r.state = queue::RecipientState::sent;
+            log(i, relay, dsn, "sent", reason);
+        } else if (hard) {
+            r.state = queue::RecipientState::bounced;
+            log(i, relay, dsn, "bounced", reason);
+        } else {
+            r.state = queue::RecipientState::deferred;
+            r.next_attempt = std::chrono::duration_cast<std::chrono::seconds>(
+                                 Clock::now().time_since_epoch()).count() + backoff(r.attempts);
+            log(i, relay, dsn, "deferred", reason);
+        }
+    }
+};
+
+asio::awaitable<std::optional<asio::ip::tcp::socket>> connect(const relay::Target& t,
+                                                              std::chrono::milliseconds timeout,
+                                                              std::string& error) {
+    using namespace asio::experimental::awaitable_operators;
+    auto ex = co_await asio::this_coro::executor;
+    asio::ip::tcp::socket socket(ex);
+    asio::steady_timer timer(ex);
+    timer.expires_after(timeout);
+    auto tok = asio::as_tuple(asio::use_awaitable);
+    asio::ip::tcp::endpoint ep(t.address, t.port);
+    auto r = co_await (socket.async_connect(ep, tok) || timer.async_wait(tok));
+    if (r.index() == 1) {
+        error = "Connection timed out";
+        co_return std::nullopt;
+    }
+    if (auto ec = std::get<0>(std::get<0>(r))) {
+        error = ec.message();
+        co_return std::nullopt;
+    }
+    co_return std::optional<asio::ip::tcp::socket>(std::move(socket));
+}
+
+struct Pending {
+    std::vector<std::size_t> idx;
+    bool empty() const { return idx.empty(); }
+};
+
+asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Group& g,
+                                    const std::string& content) {
+    Route route = co_await resolve_route(ctx.resolver, g.hop, ctx.self);
+    if (route.error) {
+        for (auto i : g.rcpts)
+            at.finish(i, "none", route.error->dsn, route.error->reason, false, route.error->hard());
+        co_return;
+    }
+    std::vector<std::size_t> pending = g.rcpts;
+    std::string last_relay = "none", last_dsn = "4.3.0", last_reason = "server unavailable or unable to receive mail";
+    unsigned sessions = 0;
+    for (std::size_t n = 0; n < route.targets.size() && !pending.empty(); ++n) {
+        const Target& t = route.targets[n];
+        bool final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
+        smtp::ServerId server{t.hostname, t.address, t.port};
+        std::string error;
+        auto socket = co_await connect(t, ctx.config.delivery.connect_timeout, error);
+        if (!socket) {
+            last_relay = "none";
+            last_dsn = "4.4.1";
+            last_reason = "connect to " + server.name_addr_port() + ": " + error;
+            support::log_info("smtp", "connect to " + server.name_addr_port() + ": " + error);
+            continue;
+        }
+        smtp::ClientOptions opts;
+        opts.helo_name = ctx.config.delivery.helo_name.empty() ? ctx.config.server.hostname
+                                                                : ctx.config.delivery.helo_name;
+        smtp::ClientConnection conn(std::move(*socket), server, opts);
+        smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
+        std::vector<std::string> rcpts;
+        for (auto i : pending) rcpts.push_back(at.env.recipients[i].address);
+        smtp::OutboundMessage msg{at.env.sender, rcpts, &content, at.env.smtputf8, at.env.eight_bit};
+        std::vector<smtp::RecipientResult> results;
+        std::optional<smtp::Failure> failure = co_await conn.open(plan);
+        at.connected = Clock::now();
+        if (!failure) {
+            ++sessions;
+            failure = co_await conn.send(msg, results);
+            co_await conn.quit();
+        }
+        results.resize(pending.size());
+        std::string relay = server.name_addr_port();
+        std::vector<std::size_t> still;
+        for (std::size_t k = 0; k < pending.size(); ++k) {
+            auto& r = results[k];
+            if (r.state == State::pending && failure)
+                r = {failure->hard ? State::hard : State::soft, failure->dsn, failure->reason};
+            if (r.state == State::sent || r.state == State::hard || (r.state == State::soft && final_server)) {
+                at.finish(pending[k], relay, r.dsn, r.reason, r.state == State::sent, r.state == State::hard);
+            } else {
+                if (r.state == State::soft) support::log_info("smtp", at.env.id + ": " + r.reason);
+                still.push_back(pending[k]);
+                last_relay = relay;
+                last_dsn = r.dsn;
+                last_reason = r.reason;
+            }
+        }
+        pending = std::move(still);
+        if (sessions >= mx_session_limit) break;
+    }
+    for (auto i : pending) at.finish(i, last_relay, last_dsn, last_reason, false, false);
+}
+
+}  // namespace
+
+asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env, const std::string& content) {
+    Attempt at{env, Clock::time_point(std::chrono::microseconds(env.arrival_us)), Clock::now(), {}, ctx.config};
+    std::map<std::string, Group> groups;
+    auto now_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+        const auto& r = env.recipients[i];
+        if (r.done() || r.next_attempt > now_s) continue;
+        auto hop = nexthop_for(ctx.config.delivery, domain_of(r.address));
+        if (!hop) {
+            at.finish(i, "none", "5.1.3", "bad address syntax", false, true);
+            continue;
+        }
+        auto& g = groups[hop->text];
+        g.hop = *hop;
+        g.rcpts.push_back(i);
+    }
+    for (auto& [key, g] : groups) co_await deliver_group(ctx, at, g, content);
+}
+
+}  // namespace tlsrelay::relay

@@ -1,0 +1,43 @@
+// One delivery attempt of one queued message, as Postfix's smtp(8) makes it: the
+// recipients are grouped by next hop, each group tries the route's addresses in
+// order until every recipient has a final answer or the addresses run out, and every
+// outcome is logged in Postfix's status-line format.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "dns/resolver.hpp"
+#include "queue/queue.hpp"
+#include "smtp/client_session.hpp"
+
+namespace tlsrelay::relay {
+
+struct DeliveryContext {
+    const config::Config& config;
+    dns::Resolver& resolver;
+    boost::asio::ssl::context* tls;  // client context; null: TLS engine unavailable
+    std::vector<boost::asio::ip::tcp::endpoint> self;
+    // Builds the TLS plan for (next hop, server); the default uses the main level.
+    std::function<smtp::TlsPlan(const std::string& nexthop, const smtp::ServerId& server)> plan;
+};
+
+struct AttemptTimes {
+    std::chrono::system_clock::time_point arrival, start;
+};
+
+// Updates the recipients of env in place (state, attempts, next attempt, DSN,
+// reason) and logs one status line per recipient tried.
+boost::asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env,
+                                              const std::string& content);
+
+// Postfix's delay formatting (src/util/format_tv.c with the default resolution).
+std::string format_delay(double seconds);
+
+}  // namespace tlsrelay::relay

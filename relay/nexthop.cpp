@@ -1,0 +1,79 @@
+#include "relay/nexthop.hpp"
+
+#include <charconv>
+
+namespace tlsrelay::relay {
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+std::optional<unsigned short> parse_port(std::string_view p) {
+    if (p == "smtp") return 25;
+    if (p == "submission") return 587;
+    if (p == "smtps" || p == "submissions") return 465;
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+    if (p.empty() || ec != std::errc() || end != p.data() + p.size() || v == 0 || v > 65535)
+        return std::nullopt;
+    return static_cast<unsigned short>(v);
+}
+
+}  // namespace
+
+std::optional<NextHop> parse_nexthop(std::string_view text, unsigned short default_port) {
+    NextHop hop;
+    hop.text = std::string(text);
+    hop.port = default_port;
+    std::string_view host = text, port;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = text.substr(1, close - 1);
+        hop.mx_lookup = false;
+        if (close + 1 < text.size()) {
+            if (text[close + 1] != ':') return std::nullopt;
+            port = text.substr(close + 2);
+            if (port.empty()) return std::nullopt;
+        }
+        if (host.rfind("ipv6:", 0) == 0 || host.rfind("IPv6:", 0) == 0) host.remove_prefix(5);
+    } else if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (port.empty()) return std::nullopt;
+    }
+    if (host.empty()) return std::nullopt;
+    if (!port.empty()) {
+        auto p = parse_port(port);
+        if (!p) return std::nullopt;
+        hop.port = *p;
+    }
+    hop.domain = lower(host);
+    return hop;
+}
+
+std::optional<NextHop> nexthop_for(const config::DeliveryConfig& d, std::string_view rcpt_domain) {
+    std::string domain = lower(rcpt_domain);
+    for (const auto& r : d.routes) {  // transport_maps: exact domain, then ".parent" entries
+        std::string dest = lower(r.destination);
+        bool hit = dest == domain ||
+                   (dest.size() > 1 && dest[0] == '.' && domain.size() > dest.size() &&
+                    domain.compare(domain.size() - dest.size(), dest.size(), dest) == 0);
+        if (hit) return parse_nexthop(r.nexthop.empty() ? domain : r.nexthop, d.port);
+    }
+    if (!d.relayhost.empty()) return parse_nexthop(d.relayhost, d.port);
+    if (domain.empty()) return std::nullopt;
+    return parse_nexthop(domain, d.port);
+}
+
+std::string domain_of(std::string_view address) {
+    auto at = address.rfind('@');
+    if (at == std::string_view::npos) return "";
+    return lower(address.substr(at + 1));
+}
+
+}  // namespace tlsrelay::relay

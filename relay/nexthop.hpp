@@ -1,0 +1,31 @@
+// Postfix next-hop syntax (src/util/host_port.c, trivial-rewrite): "[host]:port",
+// "[host]", "host:port", "host"; brackets suppress the MX lookup. Also the choice of
+// next hop for a recipient domain: [[delivery.route]], then relayhost, then the domain.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace tlsrelay::relay {
+
+struct NextHop {
+    std::string text;    // verbatim, as written: the TLS policy-table key
+    std::string domain;  // host or domain without brackets and port (lower case)
+    unsigned short port = 25;
+    bool mx_lookup = true;  // false for [host] forms
+};
+
+// Parses a next-hop destination; default_port applies when none is written.
+std::optional<NextHop> parse_nexthop(std::string_view text, unsigned short default_port);
+
+// The next hop for a recipient domain under the delivery configuration.
+std::optional<NextHop> nexthop_for(const config::DeliveryConfig& d, std::string_view rcpt_domain);
+
+// Lower-cased domain part of an address ("" for none).
+std::string domain_of(std::string_view address);
+
+}  // namespace tlsrelay::relay

@@ -1,0 +1,81 @@
+#include "relay/route.hpp"
+
+#include <algorithm>
+#include <random>
+
+namespace tlsrelay::relay {
+namespace {
+
+std::string lookup_error(const std::string& name, const char* type, dns::Status s) {
+    return "Host or domain name not found. Name service error for name=" + name + " type=" + type +
+           ": " + std::string(dns::postfix_text(s));
+}
+
+// Postfix's DSN for a failed lookup: temporary 4.4.3, not found 5.4.4, failed 5.4.3.
+RouteError dns_error(const std::string& name, const char* type, dns::Status s) {
+    const char* dsn = s == dns::Status::try_again ? "4.4.3" : s == dns::Status::failed ? "5.4.3" : "5.4.4";
+    return {dsn, lookup_error(name, type, s)};
+}
+
+bool is_self(const Target& t, const std::vector<boost::asio::ip::tcp::endpoint>& self) {
+    for (const auto& ep : self) {
+        bool same_port = ep.port() == t.port;
+        bool same_addr = ep.address() == t.address ||
+                         (ep.address().is_unspecified() && (t.address.is_loopback()));
+        if (same_port && same_addr) return true;
+    }
+    return false;
+}
+
+void shuffle_equal_preferences(std::vector<Target>& targets) {
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    std::shuffle(targets.begin(), targets.end(), rng);
+    std::stable_sort(targets.begin(), targets.end(),
+                     [](const Target& a, const Target& b) { return a.preference < b.preference; });
+}
+
+}  // namespace
+
+boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextHop& hop,
+                                            const std::vector<boost::asio::ip::tcp::endpoint>& self) {
+    Route route;
+    std::vector<dns::MxRecord> hosts;
+    if (hop.mx_lookup) {
+        dns::MxResult mx = co_await resolver.mx(hop.domain);
+        if (mx.status == dns::Status::ok && mx.null_mx()) {
+            route.error = RouteError{"5.1.0", "Domain " + hop.domain + " does not accept mail (nullMX)"};
+            co_return route;
+        }
+        if (mx.status == dns::Status::ok) {
+            hosts = mx.records;
+        } else if (mx.status != dns::Status::nxdomain && mx.status != dns::Status::nodata) {
+            route.error = dns_error(hop.domain, "MX", mx.status);
+            co_return route;
+        }
+    }
+    bool implicit = hosts.empty();
+    if (implicit) hosts.push_back({0, hop.domain});
+    std::optional<RouteError> last;
+    for (const auto& h : hosts) {
+        if (h.host.empty()) continue;  // a null MX among others is ignored
+        dns::AddressResult a = co_await resolver.addresses(h.host);
+        if (a.status != dns::Status::ok) {
+            last = dns_error(h.host, "AAAA", a.status);  // Postfix looks up A then AAAA; the last names the error
+            continue;
+        }
+        for (const auto& addr : a.addresses) route.targets.push_back({h.host, addr, hop.port, h.preference});
+    }
+    shuffle_equal_preferences(route.targets);
+    for (const auto& t : route.targets)
+        if (is_self(t, self)) {
+            route.targets.clear();
+            route.error = RouteError{"5.4.6", "mail for " + hop.domain + " loops back to myself"};
+            co_return route;
+        }
+    if (route.targets.size() > mx_address_limit) route.targets.resize(mx_address_limit);
+    if (route.targets.empty())
+        route.error = last ? *last : RouteError{"4.4.3", lookup_error(hop.domain, "AAAA", dns::Status::try_again)};
+    co_return route;
+}
+
+}  // namespace tlsrelay::relay

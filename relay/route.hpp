@@ -1,0 +1,43 @@
+// From a next hop to the ordered list of server addresses to try, as Postfix's
+// smtp_addr.c does: MX sorted by preference (equal preferences shuffled), implicit MX
+// when there is none, null MX, the address limit (5), and Postfix's DSNs and texts
+// for every DNS failure.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dns/resolver.hpp"
+#include "relay/nexthop.hpp"
+
+namespace tlsrelay::relay {
+
+struct Target {
+    std::string hostname;  // MX host (or the next-hop host)
+    boost::asio::ip::address address;
+    unsigned short port = 25;
+    int preference = 0;
+};
+
+struct RouteError {
+    std::string dsn;
+    std::string reason;
+    bool hard() const { return !dsn.empty() && dsn[0] == '5'; }
+};
+
+struct Route {
+    std::vector<Target> targets;
+    std::optional<RouteError> error;  // set when targets is empty
+};
+
+constexpr std::size_t mx_address_limit = 5;  // smtp_mx_address_limit
+constexpr unsigned mx_session_limit = 2;     // smtp_mx_session_limit
+
+// self: our own listening endpoints, for "mail for X loops back to myself".
+boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextHop& hop,
+                                            const std::vector<boost::asio::ip::tcp::endpoint>& self);
+
+}  // namespace tlsrelay::relay

@@ -1,0 +1,180 @@
+#include "relay/scheduler.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "relay/bounce.hpp"
+#include "relay/nexthop.hpp"
+#include "support/log.hpp"
+
+namespace tlsrelay::relay {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::int64_t now_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Runs f on the disk pool and comes back: queue I/O never blocks the network thread.
+template <class F>
+asio::awaitable<std::invoke_result_t<F>> on_disk(asio::thread_pool& disk, F f) {
+    auto home = co_await asio::this_coro::executor;
+    co_await asio::post(disk, asio::use_awaitable);
+    auto result = f();
+    co_await asio::post(home, asio::use_awaitable);
+    co_return result;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(asio::io_context& io, queue::Spool& spool, asio::thread_pool& disk,
+                     DeliveryContext& ctx)
+    : io_(io), spool_(spool), disk_(disk), ctx_(ctx), wake_(io) {}
+
+void Scheduler::start() {
+    reload();
+    asio::co_spawn(io_, loop(), asio::detached);
+}
+
+void Scheduler::stop() {
+    stopping_ = true;
+    wake_.cancel();
+}
+
+std::string Scheduler::destination(const queue::Envelope& env) const {
+    for (const auto& r : env.recipients)
+        if (!r.done()) {
+            auto hop = nexthop_for(ctx_.config.delivery, domain_of(r.address));
+            return hop ? hop->domain : "";
+        }
+    return "";
+}
+
+void Scheduler::schedule(const queue::Envelope& env) {
+    if (env.held) {
+        due_.erase(env.id);
+        return;
+    }
+    std::int64_t next = INT64_MAX;
+    for (const auto& r : env.recipients)
+        if (!r.done()) next = std::min(next, r.next_attempt);
+    if (next == INT64_MAX) return;
+    due_[env.id] = next;
+    dest_of_[env.id] = destination(env);
+    wake_.cancel();
+}
+
+void Scheduler::add(const queue::Envelope& env) { schedule(env); }
+
+void Scheduler::reload() {
+    due_.clear();
+    for (const auto& env : spool_.list()) schedule(env);
+}
+
+asio::awaitable<void> Scheduler::loop() {
+    while (!stopping_) {
+        if (spool_.take_flush_request()) {
+            reload();
+            for (auto& [id, when] : due_) when = 0;
+        }
+        std::int64_t now = now_s();
+        for (auto it = due_.begin(); it != due_.end() && active_.size() < max_active;) {
+            const std::string& dest = dest_of_[it->first];
+            if (it->second > now || active_.count(it->first) ||
+                per_destination_[dest] >= ctx_.config.delivery.max_connections_per_domain) {
+                ++it;
+                continue;
+            }
+            std::string id = it->first;
+            it = due_.erase(it);
+            active_.insert(id);
+            ++per_destination_[dest];
+            asio::co_spawn(io_, deliver(id), [id](std::exception_ptr e) {
+                if (!e) return;
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& x) {
+                    support::log_error("qmgr", id + ": delivery aborted: " + x.what());
+                }
+            });
+        }
+        wake_.expires_after(std::chrono::seconds(1));  // flush requests and due times
+        co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+}
+
+asio::awaitable<void> Scheduler::deliver(std::string id) {
+    auto loaded = co_await on_disk(disk_, [&] {
+        std::pair<std::optional<queue::Envelope>, std::optional<std::string>> r;
+        r.first = spool_.envelope(id);
+        if (r.first && !r.first->held) r.second = spool_.content(id);
+        return r;
+    });
+    if (loaded.first && loaded.second) {
+        queue::Envelope env = *loaded.first;
+        std::vector<bool> was_done;
+        for (const auto& r : env.recipients) was_done.push_back(r.done());
+        try {
+            co_await attempt_delivery(ctx_, env, *loaded.second);
+        } catch (const std::exception& e) {
+            support::log_error("qmgr", id + ": delivery failed: " + e.what());
+        }
+        auto age = std::chrono::microseconds(
+            std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::system_clock::now().time_since_epoch()).count() - env.arrival_us);
+        bool expired = age > ctx_.config.queue.max_lifetime;
+        std::vector<std::size_t> bounced;
+        for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+            auto& r = env.recipients[i];
+            if (expired && r.state == queue::RecipientState::deferred)
+                r.state = queue::RecipientState::bounced;
+            if (!was_done[i] && r.state == queue::RecipientState::bounced) bounced.push_back(i);
+        }
+        if (expired && !bounced.empty())
+            support::log_info("qmgr", id + ": from=<" + env.sender + ">, status=expired, returned to sender");
+        co_await finish(env, *loaded.second, bounced);
+    }
+    active_.erase(id);
+    --per_destination_[dest_of_[id]];
+    wake_.cancel();
+}
+
+asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::string& content,
+                                        const std::vector<std::size_t>& bounced) {
+    const std::string hostname = ctx_.config.server.hostname;
+    auto notice = co_await on_disk(disk_, [&]() -> std::optional<queue::Envelope> {
+        if (bounced.empty() || env.sender.empty()) return std::nullopt;
+        std::error_code ec;
+        auto draft = spool_.begin(ec);
+        if (!draft) return std::nullopt;
+        queue::Envelope b;
+        b.sender = "";
+        queue::Recipient r;
+        r.address = env.sender;
+        b.recipients.push_back(r);
+        b.client = "local";
+        if (draft->append(make_bounce(env, bounced, content, hostname)) || draft->commit(b))
+            return std::nullopt;
+        return spool_.envelope(draft->id());
+    });
+    if (notice) {
+        support::log_info("bounce", env.id + ": sender non-delivery notification: " + notice->id);
+        schedule(*notice);
+    }
+    bool all_done = true;
+    for (const auto& r : env.recipients) all_done = all_done && r.done();
+    auto ec = co_await on_disk(disk_, [&] { return all_done ? spool_.remove(env.id) : spool_.update(env); });
+    if (ec) {
+        support::log_warning("qmgr", env.id + ": cannot record delivery state: " + ec.message());
+    }
+    if (all_done && !ec) support::log_info("qmgr", env.id + ": removed");
+    else if (!all_done) schedule(env);
+}
+
+}  // namespace tlsrelay::relay

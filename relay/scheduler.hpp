@@ -1,0 +1,52 @@
+// The queue manager: keeps the due time of every queued message, starts deliveries
+// within the concurrency limits, records their outcome durably, retries deferred
+// recipients with backoff (retry_min doubling to retry_max), bounces at max_lifetime,
+// and removes a message once every recipient is done. `queue flush` is noticed
+// within a second.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <map>
+#include <set>
+#include <string>
+
+#include "queue/queue.hpp"
+#include "relay/delivery.hpp"
+
+namespace tlsrelay::relay {
+
+class Scheduler {
+public:
+    Scheduler(boost::asio::io_context& io, queue::Spool& spool, boost::asio::thread_pool& disk,
+              DeliveryContext& ctx);
+
+    void start();                            // loads the spool and begins
+    void add(const queue::Envelope& env);    // a message was just committed
+    void stop();                             // no new deliveries; running ones finish
+    bool idle() const { return active_.empty(); }
+
+private:
+    boost::asio::awaitable<void> loop();
+    boost::asio::awaitable<void> deliver(std::string id);
+    boost::asio::awaitable<void> finish(const queue::Envelope& env, const std::string& content,
+                                        const std::vector<std::size_t>& newly_bounced);
+    void reload();
+    void schedule(const queue::Envelope& env);
+    std::string destination(const queue::Envelope& env) const;
+
+    boost::asio::io_context& io_;
+    queue::Spool& spool_;
+    boost::asio::thread_pool& disk_;
+    DeliveryContext& ctx_;
+    boost::asio::steady_timer wake_;
+    std::map<std::string, std::int64_t> due_;         // id -> unix seconds
+    std::map<std::string, std::string> dest_of_;      // id -> destination (for limits)
+    std::set<std::string> active_;
+    std::map<std::string, unsigned> per_destination_;
+    bool stopping_ = false;
+    static constexpr unsigned max_active = 100;
+};
+
+}  // namespace tlsrelay::relay

@@ -1,0 +1,227 @@
+#include "smtp/client_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "smtp/tls_summary.hpp"
+#include "support/log.hpp"
+
+namespace tlsrelay::smtp {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+std::string ServerId::name_addr() const { return hostname + "[" + address.to_string() + "]"; }
+std::string ServerId::name_addr_port() const { return name_addr() + ":" + std::to_string(port); }
+
+std::string said(const ServerId& s, const ServerReply& r, const char* command) {
+    return "host " + s.name_addr() + " said: " + r.text() + " (in reply to " + command + " command)";
+}
+
+std::string wire_body(const std::string& content) {
+    std::string out;
+    out.reserve(content.size() + content.size() / 64 + 8);
+    std::size_t pos = 0;
+    while (pos < content.size()) {
+        std::size_t eol = content.find("\r\n", pos);
+        std::size_t end = eol == std::string::npos ? content.size() : eol;
+        std::string_view line(content.data() + pos, end - pos);
+        bool first = true;
+        do {  // fold at 998 octets with CRLF SPACE, as Postfix does
+            std::size_t room = first ? 998 : 997;
+            std::string_view piece = line.substr(0, room);
+            line.remove_prefix(piece.size());
+            if (!first) out += ' ';
+            else if (!piece.empty() && piece[0] == '.') out += '.';
+            out.append(piece);
+            out += "\r\n";
+            first = false;
+        } while (!line.empty());
+        pos = eol == std::string::npos ? content.size() : eol + 2;
+    }
+    out += ".\r\n";
+    return out;
+}
+
+ClientConnection::ClientConnection(asio::ip::tcp::socket socket, ServerId server,
+                                   ClientOptions options)
+    : socket_(std::move(socket)),
+      server_(std::move(server)),
+      options_(std::move(options)),
+      timer_(socket_.get_executor()) {}
+
+ClientConnection::~ClientConnection() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+}
+
+Failure ClientConnection::lost(const char* what) const {
+    std::string reason = timed_out_ ? "conversation with " + server_.name_addr() + " timed out while " + what
+                                    : "lost connection with " + server_.name_addr() + " while " + what;
+    return Failure{"4.4.2", reason};
+}
+
+namespace {
+
+using Timer = asio::steady_timer;
+
+// One write or read on whichever stream is current, raced against the deadline.
+// Returns false on error or timeout (timed_out set for the latter).
+template <class Stream>
+asio::awaitable<bool> write_on(Stream& s, Timer& timer, asio::const_buffer buf, bool& timed_out) {
+    auto tok = asio::as_tuple(asio::use_awaitable);
+    auto r = co_await (asio::async_write(s, buf, tok) || timer.async_wait(tok));
+    if (r.index() == 1) {
+        timed_out = true;
+        co_return false;
+    }
+    co_return !std::get<0>(std::get<0>(r));
+}
+
+template <class Stream>
+asio::awaitable<std::size_t> read_on(Stream& s, Timer& timer, asio::mutable_buffer buf, bool& timed_out) {
+    auto tok = asio::as_tuple(asio::use_awaitable);
+    auto r = co_await (s.async_read_some(buf, tok) || timer.async_wait(tok));
+    if (r.index() == 1) {
+        timed_out = true;
+        co_return 0;
+    }
+    auto [ec, n] = std::get<0>(r);
+    co_return ec ? 0 : n;
+}
+
+}  // namespace
+
+asio::awaitable<bool> ClientConnection::write(std::string_view data, const char* /*what*/) {
+    timer_.expires_after(options_.command_timeout);
+    auto buf = asio::buffer(data.data(), data.size());
+    bool ok = false;  // (no co_await inside ?:, see client_transaction.cpp)
+    if (tls_)
+        ok = co_await write_on(*tls_, timer_, buf, timed_out_);
+    else
+        ok = co_await write_on(socket_, timer_, buf, timed_out_);
+    if (!ok) usable_ = false;
+    co_return ok;
+}
+
+asio::awaitable<std::optional<ServerReply>> ClientConnection::read_reply(const char* /*what*/) {
+    auto deadline = std::chrono::steady_clock::now() + options_.command_timeout;
+    for (;;) {
+        if (!in_.empty()) {
+            ReplyParser::Status st;
+            std::size_t used = parser_.consume(in_, st);
+            in_.erase(0, used);
+            if (st == ReplyParser::Status::reply) co_return parser_.reply();
+            if (st == ReplyParser::Status::error) break;
+        }
+        char chunk[4096];
+        timer_.expires_at(deadline);
+        auto buf = asio::buffer(chunk);
+        std::size_t n = 0;
+        if (tls_)
+            n = co_await read_on(*tls_, timer_, buf, timed_out_);
+        else
+            n = co_await read_on(socket_, timer_, buf, timed_out_);
+        if (n == 0) break;
+        in_.append(chunk, n);
+    }
+    usable_ = false;
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<ServerReply>> ClientConnection::command(std::string_view text, const char* what) {
+    std::string line(text);
+    line += "\r\n";
+    bool written = co_await write(line, what);
+    if (!written) co_return std::nullopt;
+    co_return co_await read_reply(what);
+}
+
+asio::awaitable<std::optional<Failure>> ClientConnection::ehlo() {
+    const std::string ehlo_line = "EHLO " + options_.helo_name;
+    auto r = co_await command(ehlo_line, "performing the EHLO handshake");
+    if (!r) co_return lost("performing the EHLO handshake");
+    if (r->positive()) {
+        caps_ = parse_ehlo(*r);
+        co_return std::nullopt;
+    }
+    caps_ = Capabilities{};
+    const std::string helo_line = "HELO " + options_.helo_name;
+    r = co_await command(helo_line, "performing the HELO handshake");
+    if (!r) co_return lost("performing the HELO handshake");
+    if (r->positive()) co_return std::nullopt;
+    co_return Failure{r->dsn(), said(server_, *r, "HELO"), r->code >= 500};
+}
+
+asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& plan) {
+    auto greeting = co_await read_reply("receiving the initial server greeting");
+    if (!greeting) co_return lost("receiving the initial server greeting");
+    if (greeting->code != 220)
+        co_return Failure{greeting->dsn(),
+                          "host " + server_.name_addr() + " refused to talk to me: " + greeting->text(),
+                          greeting->code >= 500};
+    if (auto f = co_await ehlo()) co_return f;
+    if (plan.level != tls::Level::none) {
+        if (auto f = co_await start_tls(plan)) co_return f;
+    }
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPlan& plan) {
+    const bool required = tls::tls_required(plan.level);
+    if (!caps_.starttls) {
+        if (!required) co_return std::nullopt;
+        co_return Failure{"4.7.4", "TLS is required, but was not offered by host " + server_.name_addr()};
+    }
+    if (!plan.context) {
+        if (!required) co_return std::nullopt;
+        co_return Failure{"4.7.5", "TLS is required, but our TLS engine is unavailable"};
+    }
+    auto r = co_await command("STARTTLS", "sending STARTTLS");
+    if (!r) co_return lost("sending STARTTLS");
+    if (r->code != 220) {
+        if (!required) co_return std::nullopt;  // may: carry on in plaintext
+        co_return Failure{r->dsn(), "TLS is required, but host " + server_.name_addr() +
+                                        " refused to start TLS: " + r->text(), r->code >= 500};
+    }
+    in_.clear();  // nothing the server sent before the handshake may count afterwards
+    parser_ = ReplyParser{};
+    tls_.emplace(socket_, *plan.context);
+    SSL* ssl = tls_->native_handle();
+    std::string error;
+    if (!plan.sni.empty()) SSL_set_tlsext_host_name(ssl, plan.sni.c_str());
+    if (plan.prepare && !plan.prepare(ssl, error)) {
+        support::log_warning("smtp", server_.name_addr_port() + ": " + error);
+        usable_ = false;
+        co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};
+    }
+    timer_.expires_after(options_.command_timeout);
+    auto tok = asio::as_tuple(asio::use_awaitable);
+    auto hs = co_await (tls_->async_handshake(asio::ssl::stream_base::client, tok) || timer_.async_wait(tok));
+    if (hs.index() == 1 || std::get<0>(std::get<0>(hs))) {
+        std::string why = hs.index() == 1 ? "timeout" : std::get<0>(std::get<0>(hs)).message();
+        support::log_info("smtp", "SSL_connect error to " + server_.name_addr_port() + ": " + why);
+        usable_ = false;
+        co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};
+    }
+    TlsVerdict verdict;
+    if (plan.verify)
+        verdict = plan.verify(ssl);
+    else
+        verdict.adjective = default_adjective(ssl);
+    for (const auto& line : verdict.log_lines) support::log_info("smtp", line);
+    tls_summary_ = verdict.adjective + " TLS connection established to " + server_.name_addr_port() + ": " +
+                   describe_tls_session(ssl);
+    support::log_info("smtp", tls_summary_);
+    if (!verdict.ok) {
+        std::string reason = "Server certificate not verified";
+        if (!verdict.detail.empty()) reason += ": " + verdict.detail;
+        co_return Failure{"4.7.5", reason};
+    }
+    if (auto f = co_await ehlo()) co_return f;
+    co_return std::nullopt;
+}
+
+}  // namespace tlsrelay::smtp

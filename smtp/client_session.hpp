@@ -1,0 +1,128 @@
+// The SMTP client side of one connection (RFC 5321, 2920, 3207), as Postfix's smtp(8)
+// speaks it: greeting, EHLO (HELO fallback), STARTTLS as the TLS plan says, EHLO
+// again, then one or more mail transactions (pipelined when offered) and QUIT.
+// Every wait has a deadline. Failures come back as values with Postfix's texts and
+// DSNs; which address or recipient they apply to is decided by the caller.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "smtp/reply_parser.hpp"
+#include "tls/level.hpp"
+
+namespace tlsrelay::smtp {
+
+struct ServerId {
+    std::string hostname;  // MX host name (or the bracketed next hop)
+    boost::asio::ip::address address;
+    unsigned short port = 25;
+    std::string name_addr() const;       // "host[addr]"
+    std::string name_addr_port() const;  // "host[addr]:port"
+};
+
+// What the TLS policy asks of this connection (relay/ builds it from tls/).
+struct TlsVerdict {
+    bool ok = true;
+    std::string adjective = "Untrusted";  // Anonymous, Untrusted, Trusted, Verified
+    std::string detail;                   // appended to Postfix's reason on failure
+    std::vector<std::string> log_lines;   // e.g. "certificate verification failed for ..."
+};
+
+struct TlsPlan {
+    tls::Level level = tls::Level::may;
+    boost::asio::ssl::context* context = nullptr;  // null: our TLS engine is unavailable
+    std::string sni;                               // "" sends no SNI
+    // Configures the SSL object before the handshake (verify names, protocols ...).
+    std::function<bool(SSL*, std::string& error)> prepare;
+    // Judges the finished handshake; null: level none/may/encrypt rules (no check).
+    std::function<TlsVerdict(SSL*)> verify;
+};
+
+struct ClientOptions {
+    std::string helo_name = "localhost";
+    std::chrono::milliseconds command_timeout = std::chrono::minutes(5);
+    std::chrono::milliseconds data_timeout = std::chrono::minutes(10);
+};
+
+// A failure that ends the connection or the transaction for everything pending.
+struct Failure {
+    std::string dsn;     // "4.7.5"
+    std::string reason;  // Postfix's text, plus our detail after ": " where it helps
+    bool hard = false;   // 5xx: bounce now, no other server
+    bool throttle = true;
+    bool handshake_failed = false;  // TLS handshake failed (may: plaintext retry rule)
+    bool past_tls = false;          // got past EHLO and TLS (counts towards the session limit)
+};
+
+struct OutboundMessage {
+    std::string sender;
+    std::vector<std::string> recipients;
+    const std::string* content = nullptr;  // stored form: CRLF lines, not dot-stuffed
+    bool smtputf8 = false;
+    bool eight_bit = false;
+};
+
+struct RecipientResult {
+    enum class State { pending, sent, soft, hard } state = State::pending;
+    std::string dsn, reason;
+};
+
+class ClientConnection {
+public:
+    ClientConnection(boost::asio::ip::tcp::socket socket, ServerId server, ClientOptions options);
+    ~ClientConnection();
+
+    // Greeting, EHLO, STARTTLS per plan, EHLO again. nullopt: ready for mail.
+    boost::asio::awaitable<std::optional<Failure>> open(const TlsPlan& plan);
+    // One transaction; results[i] is for message.recipients[i]. A Failure means the
+    // connection is no longer usable or the whole transaction failed at once.
+    boost::asio::awaitable<std::optional<Failure>> send(const OutboundMessage& message,
+                                                        std::vector<RecipientResult>& results);
+    boost::asio::awaitable<void> quit();  // polite end; errors ignored
+
+    bool usable() const { return usable_; }
+    bool tls_active() const { return tls_.has_value(); }
+    const std::string& tls_summary() const { return tls_summary_; }  // the "TLS connection established" line
+    const ServerId& server() const { return server_; }
+
+private:
+    class Impl;
+    friend class Impl;
+    // Arguments are views, not strings: GCC 12 can destroy a temporary passed by value to
+    // a coroutine twice (PR 100611), so callers keep the text alive in a named object.
+    boost::asio::awaitable<std::optional<ServerReply>> command(std::string_view line, const char* what);
+    boost::asio::awaitable<std::optional<ServerReply>> read_reply(const char* what);
+    boost::asio::awaitable<bool> write(std::string_view data, const char* what);
+    boost::asio::awaitable<std::optional<Failure>> ehlo();
+    boost::asio::awaitable<std::optional<Failure>> start_tls(const TlsPlan& plan);
+    Failure lost(const char* what) const;
+
+    boost::asio::ip::tcp::socket socket_;
+    std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+    ServerId server_;
+    ClientOptions options_;
+    boost::asio::steady_timer timer_;
+    std::string in_;
+    ReplyParser parser_;
+    Capabilities caps_;
+    bool usable_ = true;
+    bool timed_out_ = false;
+    std::string tls_summary_;
+};
+
+// Dot-stuffs stored content for the wire and folds lines over 998 octets with
+// CRLF SPACE (Postfix smtp_line_length_limit), ending with ".\r\n".
+std::string wire_body(const std::string& content);
+
+// "host H[A] said: 550 5.1.1 text (in reply to RCPT TO command)"
+std::string said(const ServerId& s, const ServerReply& r, const char* command);
+
+}  // namespace tlsrelay::smtp

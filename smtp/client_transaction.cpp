@@ -1,0 +1,110 @@
+// ClientConnection::send and quit: one mail transaction, pipelined when the server
+// offers PIPELINING (RFC 2920), with Postfix's texts for each kind of failure.
+#include "smtp/client_session.hpp"
+
+namespace tlsrelay::smtp {
+
+namespace asio = boost::asio;
+using State = RecipientResult::State;
+
+namespace {
+
+std::string mail_command(const OutboundMessage& m, const Capabilities& caps) {
+    std::string line = "MAIL FROM:<" + m.sender + ">";
+    if (caps.size) line += " SIZE=" + std::to_string(m.content->size());
+    if (m.eight_bit && caps.eight_bit_mime) line += " BODY=8BITMIME";
+    if (m.smtputf8) line += " SMTPUTF8";
+    return line;
+}
+
+}  // namespace
+
+asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMessage& m,
+                                                              std::vector<RecipientResult>& results) {
+    results.assign(m.recipients.size(), RecipientResult{});
+    if (caps_.size && *caps_.size > 0 && m.content->size() > *caps_.size)
+        co_return Failure{"5.3.4", "message size " + std::to_string(m.content->size()) +
+                                       " exceeds size limit " + std::to_string(*caps_.size) +
+                                       " of server " + server_.name_addr(), true, false};
+    if (m.smtputf8 && !caps_.smtputf8)
+        co_return Failure{"5.6.7", "SMTPUTF8 is required, but was not offered by host " +
+                                       server_.name_addr(), true, false};
+    const bool pipe = caps_.pipelining;
+    std::vector<std::string> lines{mail_command(m, caps_)};
+    for (const auto& r : m.recipients) lines.push_back("RCPT TO:<" + r + ">");
+    if (pipe) {  // MAIL, every RCPT and DATA in one write; replies read in order
+        std::string batch;
+        for (const auto& l : lines) batch += l + "\r\n";
+        batch += "DATA\r\n";
+        bool written = co_await write(batch, "sending MAIL FROM");
+        if (!written) co_return lost("sending MAIL FROM");
+    }
+    // No co_await inside ?: here: GCC 12 destroys such a result twice.
+    std::optional<ServerReply> mail;
+    if (pipe)
+        mail = co_await read_reply("sending MAIL FROM");
+    else
+        mail = co_await command(lines[0], "sending MAIL FROM");
+    if (!mail) co_return lost("sending MAIL FROM");
+    std::size_t accepted = 0;
+    for (std::size_t i = 0; i < m.recipients.size(); ++i) {
+        if (!pipe && !mail->positive()) break;
+        std::optional<ServerReply> r;
+        if (pipe)
+            r = co_await read_reply("sending RCPT TO");
+        else
+            r = co_await command(lines[i + 1], "sending RCPT TO");
+        if (!r) co_return lost("sending RCPT TO");
+        if (r->positive()) {
+            ++accepted;
+        } else if (mail->positive()) {
+            results[i] = {r->code >= 500 ? State::hard : State::soft, r->dsn(), said(server_, *r, "RCPT TO")};
+        }
+    }
+    std::optional<ServerReply> data;
+    if (pipe) {
+        data = co_await read_reply("sending DATA");
+        if (!data) co_return lost("sending DATA");
+    }
+    if (!mail->positive()) {
+        co_await command("RSET", "sending RSET");
+        co_return Failure{mail->dsn(), said(server_, *mail, "MAIL FROM"), mail->code >= 500, false};
+    }
+    if (accepted == 0) {
+        co_await command("RSET", "sending RSET");
+        co_return std::nullopt;
+    }
+    if (!pipe) {
+        data = co_await command("DATA", "sending DATA");
+        if (!data) co_return lost("sending DATA");
+    }
+    if (data->code != 354) {
+        co_await command("RSET", "sending RSET");
+        co_return Failure{data->dsn(), said(server_, *data, "DATA"), data->code >= 500, false};
+    }
+    const std::string body = wire_body(*m.content);
+    bool sent_body = co_await write(body, "sending message body");
+    if (!sent_body) co_return lost("sending message body");
+    auto done = co_await read_reply("sending end of data");
+    if (!done) {
+        Failure f = lost("sending end of data");
+        f.reason += " -- message may be sent more than once";
+        co_return f;
+    }
+    if (!done->positive())
+        co_return Failure{done->dsn(), said(server_, *done, "end of DATA"), done->code >= 500, false};
+    for (auto& r : results)
+        if (r.state == State::pending) r = {State::sent, done->dsn(), done->text()};
+    co_return std::nullopt;
+}
+
+asio::awaitable<void> ClientConnection::quit() {
+    if (!usable_) co_return;
+    auto saved = options_.command_timeout;
+    options_.command_timeout = std::min(saved, std::chrono::milliseconds(5000));
+    co_await command("QUIT", "sending QUIT");
+    options_.command_timeout = saved;
+    usable_ = false;
+}
+
+}  // namespace tlsrelay::smtp

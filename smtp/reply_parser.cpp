@@ -1,0 +1,136 @@
+#include "smtp/reply_parser.hpp"
+
+#include <cctype>
+
+namespace tlsrelay::smtp {
+namespace {
+
+bool is_enhanced(std::string_view t) {
+    // class.subject.detail: [245].\d{1,3}.\d{1,3}
+    if (t.size() < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return false;
+    std::size_t i = 2, digits = 0, dots = 0;
+    for (; i < t.size(); ++i) {
+        if (std::isdigit(static_cast<unsigned char>(t[i]))) {
+            if (++digits > 3) return false;
+        } else if (t[i] == '.' && digits > 0 && dots == 0) {
+            ++dots;
+            digits = 0;
+        } else {
+            return false;
+        }
+    }
+    return dots == 1 && digits > 0;
+}
+
+std::string upper_word(std::string_view line) {
+    std::string w(line.substr(0, line.find(' ')));
+    for (auto& c : w) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return w;
+}
+
+}  // namespace
+
+std::string ServerReply::enhanced() const {
+    if (lines.empty()) return "";
+    std::string_view first = lines[0];
+    std::string_view word = first.substr(0, first.find(' '));
+    if (!is_enhanced(word) || word[0] != std::to_string(code)[0]) return "";
+    return std::string(word);
+}
+
+std::string ServerReply::dsn() const {
+    std::string e = enhanced();
+    if (!e.empty()) return e;
+    return std::to_string(code / 100) + ".0.0";
+}
+
+std::string ServerReply::text() const {
+    std::string out = std::to_string(code);
+    for (const auto& l : lines) out += " " + l;
+    return out;
+}
+
+std::size_t ReplyParser::consume(std::string_view input, Status& status) {
+    status = Status::need_more;
+    std::size_t used = 0;
+    while (used < input.size()) {
+        char c = input[used++];
+        if (c != '\n') {
+            if (line_.size() < max_line)
+                line_ += c;
+            else
+                truncated_ = true;
+            continue;
+        }
+        if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+        bool done = false;
+        status = finish_line(done);
+        line_.clear();
+        truncated_ = false;
+        if (status == Status::error || done) return used;
+        status = Status::need_more;
+    }
+    return used;
+}
+
+ReplyParser::Status ReplyParser::finish_line(bool& done) {
+    const std::string& l = line_;
+    bool digits = l.size() >= 3 && std::isdigit(static_cast<unsigned char>(l[0])) &&
+                  std::isdigit(static_cast<unsigned char>(l[1])) &&
+                  std::isdigit(static_cast<unsigned char>(l[2]));
+    if (!digits || (l.size() > 3 && l[3] != ' ' && l[3] != '-')) {
+        error_ = "malformed reply line";
+        return Status::error;
+    }
+    int code = std::stoi(l.substr(0, 3));
+    if (code < 200 || code > 599) {
+        error_ = "reply code out of range";
+        return Status::error;
+    }
+    if (!building_.lines.empty() && building_.code != code) {
+        error_ = "reply codes differ between lines";
+        return Status::error;
+    }
+    if (building_.lines.size() >= max_lines) {
+        error_ = "too many reply lines";
+        return Status::error;
+    }
+    building_.code = code;
+    std::string text = l.size() > 4 ? l.substr(4) : "";
+    for (auto& ch : text)
+        if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
+    building_.lines.push_back(std::move(text));
+    if (l.size() > 3 && l[3] == '-') return Status::need_more;
+    reply_ = std::move(building_);
+    building_ = ServerReply{};
+    done = true;
+    return Status::reply;
+}
+
+Capabilities parse_ehlo(const ServerReply& reply) {
+    Capabilities caps;
+    for (std::size_t i = 1; i < reply.lines.size(); ++i) {  // line 0 is the greeting name
+        const std::string& line = reply.lines[i];
+        std::string word = upper_word(line);
+        if (word == "PIPELINING") caps.pipelining = true;
+        else if (word == "STARTTLS") caps.starttls = true;
+        else if (word == "8BITMIME") caps.eight_bit_mime = true;
+        else if (word == "SMTPUTF8") caps.smtputf8 = true;
+        else if (word == "ENHANCEDSTATUSCODES") caps.enhanced_status_codes = true;
+        else if (word == "SIZE") {
+            auto sp = line.find(' ');
+            unsigned long long n = 0;
+            bool ok = sp != std::string::npos;
+            if (ok) {
+                std::string num = line.substr(sp + 1);
+                ok = !num.empty() && num.size() <= 19;
+                for (char ch : num) ok = ok && std::isdigit(static_cast<unsigned char>(ch));
+                if (ok) n = std::stoull(num);
+            }
+            caps.size = ok ? n : 0;
+        }
+    }
+    return caps;
+}
+
+}  // namespace tlsrelay::smtp

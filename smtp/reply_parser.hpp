@@ -1,0 +1,59 @@
+// Client side: assembles a server's (possibly multi-line) reply from bytes, with
+// bounds on line length and line count so a hostile server cannot grow our memory
+// (OpenSMTPD CVE-2020-8794 shape), and EHLO capability parsing. Pure.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tlsrelay::smtp {
+
+struct ServerReply {
+    int code = 0;
+    std::vector<std::string> lines;  // text after "NNN-"/"NNN ", sanitised (printable ASCII)
+
+    std::string enhanced() const;  // "5.1.1" from the first line, or "" if none
+    // Postfix's DSN for this reply: the enhanced code, or X.0.0 from the first digit.
+    std::string dsn() const;
+    // "550 5.1.1 text text2" as Postfix logs it (lines joined by spaces).
+    std::string text() const;
+    bool positive() const { return code >= 200 && code < 400; }
+    bool transient() const { return code >= 400 && code < 500; }
+};
+
+class ReplyParser {
+public:
+    static constexpr std::size_t max_line = 4096;  // longer lines are truncated
+    static constexpr std::size_t max_lines = 1000; // more is a protocol error
+
+    enum class Status { need_more, reply, error };
+
+    // Consumes a prefix of input; with status reply, reply() holds the reply (valid
+    // until the next call). error: malformed (no 3-digit code, codes differ between
+    // lines, too many lines); the connection is not usable after that.
+    std::size_t consume(std::string_view input, Status& status);
+    const ServerReply& reply() const { return reply_; }
+    const std::string& error() const { return error_; }
+
+private:
+    Status finish_line(bool& done);
+
+    std::string line_;
+    bool truncated_ = false;
+    ServerReply reply_;
+    ServerReply building_;
+    std::string error_;
+};
+
+struct Capabilities {
+    bool pipelining = false, starttls = false, eight_bit_mime = false, smtputf8 = false;
+    bool enhanced_status_codes = false;
+    std::optional<unsigned long long> size;  // SIZE n (0: no fixed limit)
+};
+
+Capabilities parse_ehlo(const ServerReply& reply);
+
+}  // namespace tlsrelay::smtp
