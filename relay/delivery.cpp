@@ -138,6 +138,17 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         const Target& t = route.targets[n];
         bool final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
         smtp::ServerId server{t.hostname, t.address, t.port};
+        smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
+        if (plan.invalid) {  // Postfix skips the address without connecting
+            for (const auto& w : plan.warnings) support::log_warning("smtp", w);
+            support::log_warning("smtp", "TLS policy lookup for " + g.hop.text + "/" + t.hostname +
+                                             ": client TLS configuration problem");
+            last_relay = "none";
+            last_dsn = "4.7.5";
+            last_reason = "client TLS configuration problem";
+            continue;
+        }
+        for (const auto& w : plan.warnings) support::log_warning("smtp", w);
         std::string error;
         auto socket = co_await connect(t, ctx.config.delivery.connect_timeout, error);
         if (!socket) {
@@ -151,7 +162,6 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         opts.helo_name = ctx.config.delivery.helo_name.empty() ? ctx.config.server.hostname
                                                                 : ctx.config.delivery.helo_name;
         smtp::ClientConnection conn(std::move(*socket), server, opts);
-        smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
         std::vector<std::string> rcpts;
         for (auto i : pending) rcpts.push_back(at.env.recipients[i].address);
         smtp::OutboundMessage msg{at.env.sender, rcpts, &content, at.env.smtputf8, at.env.eight_bit};

@@ -98,9 +98,11 @@ int run_serve(const Args& args) {
     if (!resolver) return fail("DNS resolver: " + error);
     auto client_tls = make_client_tls(*cfg, error);
     if (!client_tls) support::log_warning("smtp", error + ": disabling TLS support");
+    TlsPlanner planner(*cfg, client_tls.get());
+    for (const auto& p : planner.problems()) support::log_warning("smtp", p.to_string());
     DeliveryContext delivery{*cfg, *resolver, client_tls.get(), {}, {}};
     delivery.plan = [&](const std::string& nexthop, const smtp::ServerId& s) {
-        return make_plan(*cfg, client_tls.get(), nexthop, s);
+        return planner.plan(nexthop, s);
     };
     Scheduler scheduler(io, *opened.spool, disk, delivery);
     SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) { scheduler.add(e); });

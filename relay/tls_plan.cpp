@@ -2,10 +2,46 @@
 
 #include <openssl/x509v3.h>
 
-#include "relay/nexthop.hpp"
+#include "config/policy_file.hpp"
 #include "smtp/tls_summary.hpp"
+#include "tls/decision.hpp"
+#include "tls/fingerprint.hpp"
+#include "tls/names.hpp"
+#include "tls/protocols.hpp"
 
 namespace tlsrelay::relay {
+namespace {
+
+// Postfix's certificate-trouble log lines (src/tls/tls_verify.c tls_log_verify_error).
+std::string verify_log_line(long result, X509* cert, const std::string& where) {
+    std::string text = X509_verify_cert_error_string(result);
+    switch (result) {
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+            return "certificate verification failed for " + where + ": self-signed certificate";
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: {
+            char issuer[256] = {};
+            X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
+            return "certificate verification failed for " + where + ": untrusted issuer " + issuer;
+        }
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return "server certificate verification failed for " + where + ": certificate has expired";
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return "server certificate verification failed for " + where + ": certificate not yet valid";
+        default:
+            return "server certificate verification failed for " + where + ": num=" + std::to_string(result) +
+                   ":" + text;
+    }
+}
+
+std::string sni_for(const tls::Policy& p, const std::string& nexthop_domain, const smtp::ServerId& s) {
+    if (p.servername == "hostname") return s.hostname;
+    if (p.servername == "nexthop") return nexthop_domain;
+    return p.servername;
+}
+
+}  // namespace
 
 std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config& c, std::string& error) {
     auto ctx = std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
@@ -17,36 +53,83 @@ std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config&
         error = "cannot load Certification Authority data: " + ec.message();
         return nullptr;
     }
-    ctx->set_verify_mode(boost::asio::ssl::verify_none);  // we judge the result per level
+    ctx->set_verify_mode(boost::asio::ssl::verify_none);  // judged per level after the handshake
     SSL_CTX_set_security_level(ctx->native_handle(), 0);  // as Postfix: the level decides
+    SSL_CTX_set_verify_depth(ctx->native_handle(), 10);   // smtp_tls_scert_verifydepth 9, plus one
     return ctx;
 }
 
-smtp::TlsPlan make_plan(const config::Config& c, boost::asio::ssl::context* ctx,
-                        const std::string& nexthop, const smtp::ServerId& server) {
+TlsPlanner::TlsPlanner(const config::Config& c, boost::asio::ssl::context* ctx)
+    : main_(config::main_settings(c.tls, c.dns.dnssec)), ctx_(ctx) {
+    auto built = config::build_policy_table(c.tls);
+    table_ = std::move(built.table);
+    problems_ = std::move(built.problems);
+}
+
+smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId& server) const {
+    tls::Policy policy = tls::policy_for(table_, nexthop, main_, config::check_trust_anchor_file);
     smtp::TlsPlan plan;
-    plan.level = tls::parse_level(c.tls.security_level).value_or(tls::Level::may);
-    plan.context = ctx;
-    if (c.tls.servername == "hostname") plan.sni = server.hostname;
-    else if (c.tls.servername == "nexthop") plan.sni = nexthop;
-    else plan.sni = c.tls.servername;
-    tls::Level level = plan.level;
-    std::string name = level == tls::Level::secure ? parse_nexthop(nexthop, 25)->domain : server.hostname;
-    plan.prepare = [level, name](SSL* ssl, std::string&) {
-        if (tls::tls_required(level)) SSL_set_min_proto_version(ssl, TLS1_2_VERSION);
-        if (level >= tls::Level::verify) {
-            SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-            SSL_set1_host(ssl, name.c_str());
+    plan.level = policy.level;
+    plan.context = ctx_;
+    plan.invalid = policy.invalid;
+    plan.warnings = policy.warnings;
+    if (policy.invalid) return plan;
+    const std::string domain = tls::nexthop_domain(nexthop);
+    plan.sni = sni_for(policy, domain, server);
+    auto names = tls::resolve_match_names(policy.match, domain, server.hostname);
+    plan.prepare = [policy](SSL* ssl, std::string& error) {
+        auto range = tls::parse_protocols(policy.protocols);
+        if (!range.range) {
+            error = range.error + ": aborting TLS session";
+            return false;
         }
+        if (!range.range->empty) {
+            SSL_set_min_proto_version(ssl, range.range->min_version);
+            SSL_set_max_proto_version(ssl, range.range->max_version);
+        }
+        auto ciphers = tls::cipher_list(policy.ciphers, policy.exclude);
+        if (!ciphers.cipher_list || !SSL_set_cipher_list(ssl, ciphers.cipher_list->c_str())) {
+            error = ciphers.error.empty() ? "invalid cipher list" : ciphers.error;
+            return false;
+        }
+        if (tls::match_required(policy.level)) SSL_set_security_level(ssl, 1);
         return true;
     };
-    if (level >= tls::Level::verify)
-        plan.verify = [](SSL* ssl) {
-            smtp::TlsVerdict v;
-            v.ok = SSL_get_verify_result(ssl) == X509_V_OK;
-            v.adjective = v.ok ? "Verified" : smtp::default_adjective(ssl);
-            return v;
-        };
+    std::string where = server.name_addr_port();
+    plan.verify = [policy, names, domain, server, where](SSL* ssl) {
+        tls::SessionFacts f;
+        f.host = server.hostname;
+        f.addr = server.address.to_string();
+        f.starttls_offered = true;
+        f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
+        f.handshake_ok = true;
+        X509* cert = SSL_get0_peer_certificate(ssl);
+        f.peer_cert_present = cert != nullptr;
+        f.verify_result = SSL_get_verify_result(ssl);
+        f.verify_text = X509_verify_cert_error_string(f.verify_result);
+        f.reference_names = names.names;
+        f.nexthop_domain = domain;
+        if (cert) {
+            f.cert_names = tls::certificate_names(cert);
+            f.names_matched = tls::names_match(cert, names.names);
+            f.fingerprint_matched = tls::fingerprint_matches(cert, policy.fingerprints, policy.digest);
+        }
+        tls::Decision d = tls::decide(policy, f);
+        smtp::TlsVerdict v;
+        v.ok = !d.failed();
+        v.adjective = std::string(tls::to_string(d.adjective));
+        v.detail = d.detail;
+        bool checks = tls::match_required(policy.level);
+        if (cert && checks && f.verify_result != X509_V_OK && policy.level >= tls::Level::verify)
+            v.log_lines.push_back(verify_log_line(f.verify_result, cert, where));
+        else if (cert && checks && policy.level >= tls::Level::verify && !f.names_matched)
+            v.log_lines.push_back("server certificate verification failed for " + where +
+                                  ": num=62:hostname mismatch");
+        else if (cert && policy.level == tls::Level::fingerprint && !f.fingerprint_matched)
+            v.log_lines.push_back("server certificate verification failed for " + where +
+                                  ": num=65:no matching DANE TLSA records");
+        return v;
+    };
     return plan;
 }
 

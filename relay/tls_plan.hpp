@@ -1,5 +1,7 @@
-// Builds the TLS plan of one connection from the configuration: the client TLS
-// context (system trust store unless ca_file/ca_path) and the level's checks.
+// Turns the TLS policy (tls/: the table entry for the next hop, else the main level)
+// into the plan for one connection: SNI, protocols, ciphers, the names or
+// fingerprints to check, and the judgement of the finished handshake with
+// Postfix's outcome plus our explanation.
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>
@@ -8,13 +10,25 @@
 
 #include "config/config.hpp"
 #include "smtp/client_session.hpp"
+#include "tls/effective_policy.hpp"
+#include "tls/policy_table.hpp"
 
 namespace tlsrelay::relay {
 
 // null with error set when the trust store or settings cannot be loaded.
 std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config& c, std::string& error);
 
-smtp::TlsPlan make_plan(const config::Config& c, boost::asio::ssl::context* ctx,
-                        const std::string& nexthop, const smtp::ServerId& server);
+class TlsPlanner {
+public:
+    TlsPlanner(const config::Config& c, boost::asio::ssl::context* ctx);
+    smtp::TlsPlan plan(const std::string& nexthop, const smtp::ServerId& server) const;
+    const std::vector<config::Problem>& problems() const { return problems_; }
+
+private:
+    tls::PolicyTable table_;
+    tls::MainSettings main_;
+    boost::asio::ssl::context* ctx_;
+    std::vector<config::Problem> problems_;
+};
 
 }  // namespace tlsrelay::relay

@@ -38,6 +38,10 @@ struct TlsVerdict {
 
 struct TlsPlan {
     tls::Level level = tls::Level::may;
+    // The policy cannot be used (Postfix: "client TLS configuration problem"): the
+    // address is skipped without connecting; warnings say why.
+    bool invalid = false;
+    std::vector<std::string> warnings;
     boost::asio::ssl::context* context = nullptr;  // null: our TLS engine is unavailable
     std::string sni;                               // "" sends no SNI
     // Configures the SSL object before the handshake (verify names, protocols ...).
