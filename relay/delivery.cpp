@@ -19,22 +19,28 @@ using Clock = std::chrono::system_clock;
 using State = smtp::RecipientResult::State;
 
 std::string format_delay(double s) {
-    char buf[32];
-    if (s >= 10) {
-        std::snprintf(buf, sizeof buf, "%.0f", std::floor(s + 0.5));
-    } else if (s >= 1) {
-        std::snprintf(buf, sizeof buf, "%.1f", std::floor(s * 10 + 0.5) / 10);
+    // 10 s and more: whole seconds; 1-10 s: one decimal; below: two significant
+    // digits but at most two decimals. Trailing zeros are dropped.
+    double r;
+    int decimals;
+    if (s >= 9.95) {
+        r = std::floor(s + 0.5);
+        decimals = 0;
+    } else if (s >= 0.995) {
+        r = std::floor(s * 10 + 0.5) / 10;
+        decimals = 1;
     } else {
-        // two significant digits, at most two decimals, trailing zeros dropped
-        double r = s >= 0.1 ? std::floor(s * 100 + 0.5) / 100 : std::floor(s * 1000 + 0.5) / 1000;
-        if (r < 0.1) r = std::floor(s * 100 + 0.5) / 100;
-        std::snprintf(buf, sizeof buf, "%.2f", r);
-        std::string t = buf;
-        while (!t.empty() && t.back() == '0') t.pop_back();
-        if (!t.empty() && t.back() == '.') t.pop_back();
-        return t.empty() ? "0" : t;
+        r = std::floor(s * 100 + 0.5) / 100;
+        decimals = 2;
     }
-    return buf;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, r);
+    std::string t = buf;
+    if (t.find('.') != std::string::npos) {
+        while (t.back() == '0') t.pop_back();
+        if (t.back() == '.') t.pop_back();
+    }
+    return t;
 }
 
 namespace {

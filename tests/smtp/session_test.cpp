@@ -39,7 +39,7 @@ class MemoryMessage : public IncomingMessage {
 public:
     MemoryMessage(MemorySink& sink, std::string id) : sink_(sink), id_(std::move(id)) {}
     const std::string& id() const override { return id_; }
-    asio::awaitable<std::error_code> append(std::string c) override {
+    asio::awaitable<std::error_code> append(std::string_view c) override {
         content_ += c;
         co_return std::error_code{};
     }

@@ -1,0 +1,65 @@
+// Postfix next-hop syntax and the choice of next hop for a recipient domain.
+#include <gtest/gtest.h>
+
+#include "relay/nexthop.hpp"
+
+namespace tlsrelay::relay {
+namespace {
+
+TEST(NextHop, Syntax) {
+    struct Case {
+        const char* text;
+        bool ok;
+        const char* domain;
+        unsigned port;
+        bool mx;
+    };
+    const Case cases[] = {
+        {"example.com", true, "example.com", 25, true},
+        {"Example.COM:2525", true, "example.com", 2525, true},  // a port alone keeps the MX lookup
+        {"[mx.example.com]", true, "mx.example.com", 25, false},
+        {"[mx.example.com]:587", true, "mx.example.com", 587, false},
+        {"[192.0.2.1]:26", true, "192.0.2.1", 26, false},
+        {"[ipv6:2001:db8::1]:25", true, "2001:db8::1", 25, false},
+        {"example.com:submission", true, "example.com", 587, true},
+        {"example.com:smtp", true, "example.com", 25, true},
+        {"[mx.example.com", false, "", 0, false},
+        {"[mx.example.com]x", false, "", 0, false},
+        {"example.com:", false, "", 0, false},
+        {"example.com:0", false, "", 0, false},
+        {"example.com:70000", false, "", 0, false},
+        {"", false, "", 0, false},
+    };
+    for (const auto& c : cases) {
+        auto hop = parse_nexthop(c.text, 25);
+        ASSERT_EQ(hop.has_value(), c.ok) << c.text;
+        if (!c.ok) continue;
+        EXPECT_EQ(hop->text, c.text);  // the policy-table key is verbatim
+        EXPECT_EQ(hop->domain, c.domain) << c.text;
+        EXPECT_EQ(hop->port, c.port) << c.text;
+        EXPECT_EQ(hop->mx_lookup, c.mx) << c.text;
+    }
+}
+
+TEST(NextHop, RoutesThenRelayhostThenDomain) {
+    config::DeliveryConfig d;
+    d.port = 2525;
+    d.routes = {{"partner.example", "[mx.partner.example]:587", 1}, {".sub.example", "relay.example", 2}};
+    EXPECT_EQ(nexthop_for(d, "partner.example")->text, "[mx.partner.example]:587");
+    EXPECT_EQ(nexthop_for(d, "a.sub.example")->text, "relay.example");
+    EXPECT_EQ(nexthop_for(d, "a.sub.example")->port, 2525);
+    EXPECT_EQ(nexthop_for(d, "sub.example")->text, "sub.example");  // ".x" is subdomains only
+    EXPECT_EQ(nexthop_for(d, "other.example")->text, "other.example");
+    d.relayhost = "[smarthost.example]";
+    EXPECT_EQ(nexthop_for(d, "other.example")->text, "[smarthost.example]");
+    EXPECT_EQ(nexthop_for(d, "partner.example")->text, "[mx.partner.example]:587");
+}
+
+TEST(NextHop, DomainOf) {
+    EXPECT_EQ(domain_of("u@Example.COM"), "example.com");
+    EXPECT_EQ(domain_of("\"a@b\"@c.example"), "c.example");
+    EXPECT_EQ(domain_of("postmaster"), "");
+}
+
+}  // namespace
+}  // namespace tlsrelay::relay

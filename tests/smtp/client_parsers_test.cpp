@@ -1,0 +1,123 @@
+// Client-side parsing: server replies (bounded, CVE-2020-8794 shapes), EHLO
+// capabilities, and the wire form of stored content (dot-stuffing, folding).
+#include <gtest/gtest.h>
+
+#include "smtp/client_session.hpp"
+#include "smtp/reply_parser.hpp"
+#include "split.hpp"
+
+namespace tlsrelay::smtp {
+namespace {
+
+struct ReplyCase {
+    std::string input;
+    bool ok;
+    int code;
+    std::size_t lines;
+    std::string dsn;
+};
+
+TEST(ReplyParser, RepliesAtEverySplit) {
+    const ReplyCase cases[] = {
+        {"220 mx.example ESMTP\r\n", true, 220, 1, "2.0.0"},
+        {"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n", true, 250, 3, "2.0.0"},
+        {"550 5.1.1 <u@d>: Recipient address rejected\r\n", true, 550, 1, "5.1.1"},
+        {"451 4.3.0 Error\n", true, 451, 1, "4.3.0"},  // bare LF tolerated
+        {"452 too many\r\n", true, 452, 1, "4.0.0"},
+        {"550 4.1.1 class mismatch\r\n", true, 550, 1, "5.0.0"},  // enhanced class must agree
+        {"250\r\n", true, 250, 1, "2.0.0"},
+        {"2\r\n", false, 0, 0, ""},
+        {"250-a\r\n251 b\r\n", false, 0, 0, ""},  // codes differ between lines
+        {"abc hello\r\n", false, 0, 0, ""},
+        {"250xhello\r\n", false, 0, 0, ""},
+        {"999 nope\r\n", false, 0, 0, ""},
+    };
+    for (const auto& c : cases) {
+        testing::for_each_split(c.input, [&](const testing::Chunks& chunks, const std::string& how) {
+            ReplyParser p;
+            ReplyParser::Status st = ReplyParser::Status::need_more;
+            for (auto chunk : chunks) {
+                while (!chunk.empty() && st == ReplyParser::Status::need_more)
+                    chunk.remove_prefix(p.consume(chunk, st));
+            }
+            if (!c.ok) {
+                EXPECT_EQ(st, ReplyParser::Status::error) << c.input << " " << how;
+                return;
+            }
+            ASSERT_EQ(st, ReplyParser::Status::reply) << c.input << " " << how;
+            EXPECT_EQ(p.reply().code, c.code);
+            EXPECT_EQ(p.reply().lines.size(), c.lines);
+            EXPECT_EQ(p.reply().dsn(), c.dsn) << c.input;
+        });
+    }
+}
+
+TEST(ReplyParser, HostileRepliesStayBounded) {
+    ReplyParser p;
+    ReplyParser::Status st;
+    std::string many;
+    for (int i = 0; i < 2000; ++i) many += "250-x\r\n";
+    p.consume(many, st);
+    EXPECT_EQ(st, ReplyParser::Status::error);  // more than max_lines continuation lines
+
+    ReplyParser q;
+    std::string huge = "250 " + std::string(1 << 20, 'a') + "\r\n";
+    q.consume(huge, st);
+    ASSERT_EQ(st, ReplyParser::Status::reply);
+    EXPECT_LE(q.reply().lines[0].size(), ReplyParser::max_line);
+
+    ReplyParser r;
+    r.consume(std::string("250 a\x1b[31m\0b\r\n", 14), st);
+    ASSERT_EQ(st, ReplyParser::Status::reply);
+    EXPECT_EQ(r.reply().lines[0], "a?[31m?b");  // control bytes never reach a log line
+}
+
+TEST(ReplyParser, TextAsPostfixLogsIt) {
+    ReplyParser p;
+    ReplyParser::Status st;
+    p.consume("550-5.1.1 first\r\n550 5.1.1 second\r\n", st);
+    EXPECT_EQ(p.reply().text(), "550 5.1.1 first 5.1.1 second");
+    ServerId s{"mx.example", boost::asio::ip::make_address("192.0.2.1"), 25};
+    EXPECT_EQ(said(s, p.reply(), "RCPT TO"),
+              "host mx.example[192.0.2.1] said: 550 5.1.1 first 5.1.1 second (in reply to RCPT TO command)");
+}
+
+TEST(Ehlo, Capabilities) {
+    ReplyParser p;
+    ReplyParser::Status st;
+    p.consume("250-mx\r\n250-pipelining\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250-8BITMIME\r\n"
+              "250 SMTPUTF8\r\n", st);
+    auto caps = parse_ehlo(p.reply());
+    EXPECT_TRUE(caps.pipelining);
+    EXPECT_TRUE(caps.starttls);
+    EXPECT_TRUE(caps.eight_bit_mime);
+    EXPECT_TRUE(caps.smtputf8);
+    EXPECT_EQ(caps.size, 10240000u);
+
+    ReplyParser q;
+    q.consume("250-mx\r\n250-XXXXXXXA\r\n250 SIZE\r\n", st);  // STARTTLS stripped by a middlebox
+    caps = parse_ehlo(q.reply());
+    EXPECT_FALSE(caps.starttls);
+    EXPECT_EQ(caps.size, 0u);
+}
+
+TEST(WireBody, DotStuffingAndFolding) {
+    struct Case {
+        std::string stored, wire;
+    };
+    const Case cases[] = {
+        {"", ".\r\n"},
+        {"a\r\n", "a\r\n.\r\n"},
+        {".\r\n", "..\r\n.\r\n"},
+        {"..x\r\n.y\r\nz\r\n", "...x\r\n..y\r\nz\r\n.\r\n"},
+        {"no final newline", "no final newline\r\n.\r\n"},
+        {std::string(998, 'a') + "\r\n", std::string(998, 'a') + "\r\n.\r\n"},
+        {std::string(999, 'a') + "\r\n", std::string(998, 'a') + "\r\n a\r\n.\r\n"},
+        {"." + std::string(1000, 'b') + "\r\n",
+         ".." + std::string(997, 'b') + "\r\n " + std::string(3, 'b') + "\r\n.\r\n"},
+    };
+    for (const auto& c : cases) EXPECT_EQ(wire_body(c.stored), c.wire) << c.stored.substr(0, 20);
+}
+
+}  // namespace
+}  // namespace tlsrelay::smtp
