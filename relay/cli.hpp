@@ -14,6 +14,7 @@ struct Args {
     std::vector<std::string> positional;
     std::optional<std::string> config;
     bool json = false;
+    bool policy = false;  // probe --policy
     std::optional<std::string> level, match;
 };
 

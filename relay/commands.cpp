@@ -33,15 +33,6 @@ int run_check_config(const Args& args) {
     return 0;
 }
 
-int run_probe(const Args& args) {
-    if (args.positional.size() != 2) {
-        std::cerr << "usage: tlsrelay probe DESTINATION [--level L] [--match M] [--config FILE]\n";
-        return 2;
-    }
-    std::cerr << "tlsrelay: probe is not implemented yet\n";
-    return 1;
-}
-
 std::string json_string(std::string_view text) {
     std::string out = "\"";
     for (unsigned char c : text) {

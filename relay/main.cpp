@@ -13,6 +13,7 @@ constexpr const char* usage =
     "       tlsrelay queue flush [ID] [--config FILE]\n"
     "       tlsrelay check-config [--config FILE]\n"
     "       tlsrelay probe DESTINATION [--level L] [--match M] [--config FILE]\n"
+    "       tlsrelay probe --policy [--config FILE]\n"
     "       tlsrelay --version | --help\n";
 
 int bad_usage(const std::string& why) {
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
             args.config = a.substr(9);
         } else if (a == "--json") {
             args.json = true;
+        } else if (a == "--policy") {
+            args.policy = true;
         } else if (a == "--level") {
             if (!value(args.level)) return bad_usage("--level needs a level");
         } else if (a == "--match") {

@@ -59,6 +59,28 @@ std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config&
     return ctx;
 }
 
+tls::SessionFacts session_facts(SSL* ssl, const tls::Policy& policy, const std::string& domain,
+                                const smtp::ServerId& server) {
+    tls::SessionFacts f;
+    f.host = server.hostname;
+    f.addr = server.address.to_string();
+    f.starttls_offered = true;
+    f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
+    f.handshake_ok = true;
+    X509* cert = SSL_get0_peer_certificate(ssl);
+    f.peer_cert_present = cert != nullptr;
+    f.verify_result = SSL_get_verify_result(ssl);
+    f.verify_text = X509_verify_cert_error_string(f.verify_result);
+    f.reference_names = tls::resolve_match_names(policy.match, domain, server.hostname).names;
+    f.nexthop_domain = domain;
+    if (cert) {
+        f.cert_names = tls::certificate_names(cert);
+        f.names_matched = tls::names_match(cert, f.reference_names);
+        f.fingerprint_matched = tls::fingerprint_matches(cert, policy.fingerprints, policy.digest);
+    }
+    return f;
+}
+
 TlsPlanner::TlsPlanner(const config::Config& c, boost::asio::ssl::context* ctx)
     : main_(config::main_settings(c.tls, c.dns.dnssec)), ctx_(ctx) {
     auto built = config::build_policy_table(c.tls);
@@ -76,7 +98,6 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
     if (policy.invalid) return plan;
     const std::string domain = tls::nexthop_domain(nexthop);
     plan.sni = sni_for(policy, domain, server);
-    auto names = tls::resolve_match_names(policy.match, domain, server.hostname);
     plan.prepare = [policy](SSL* ssl, std::string& error) {
         auto range = tls::parse_protocols(policy.protocols);
         if (!range.range) {
@@ -96,24 +117,9 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
         return true;
     };
     std::string where = server.name_addr_port();
-    plan.verify = [policy, names, domain, server, where](SSL* ssl) {
-        tls::SessionFacts f;
-        f.host = server.hostname;
-        f.addr = server.address.to_string();
-        f.starttls_offered = true;
-        f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
-        f.handshake_ok = true;
+    plan.verify = [policy, domain, server, where](SSL* ssl) {
+        tls::SessionFacts f = session_facts(ssl, policy, domain, server);
         X509* cert = SSL_get0_peer_certificate(ssl);
-        f.peer_cert_present = cert != nullptr;
-        f.verify_result = SSL_get_verify_result(ssl);
-        f.verify_text = X509_verify_cert_error_string(f.verify_result);
-        f.reference_names = names.names;
-        f.nexthop_domain = domain;
-        if (cert) {
-            f.cert_names = tls::certificate_names(cert);
-            f.names_matched = tls::names_match(cert, names.names);
-            f.fingerprint_matched = tls::fingerprint_matches(cert, policy.fingerprints, policy.digest);
-        }
         tls::Decision d = tls::decide(policy, f);
         smtp::TlsVerdict v;
         v.ok = !d.failed();

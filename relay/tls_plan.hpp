@@ -10,6 +10,7 @@
 
 #include "config/config.hpp"
 #include "smtp/client_session.hpp"
+#include "tls/decision.hpp"
 #include "tls/effective_policy.hpp"
 #include "tls/policy_table.hpp"
 
@@ -18,11 +19,18 @@ namespace tlsrelay::relay {
 // null with error set when the trust store or settings cannot be loaded.
 std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config& c, std::string& error);
 
+// What a finished handshake shows under a policy: the chain result, names and
+// fingerprint matches, for tls::decide.
+tls::SessionFacts session_facts(SSL* ssl, const tls::Policy& policy, const std::string& nexthop_domain,
+                                const smtp::ServerId& server);
+
 class TlsPlanner {
 public:
     TlsPlanner(const config::Config& c, boost::asio::ssl::context* ctx);
     smtp::TlsPlan plan(const std::string& nexthop, const smtp::ServerId& server) const;
     const std::vector<config::Problem>& problems() const { return problems_; }
+    const tls::PolicyTable& table() const { return table_; }
+    const tls::MainSettings& main() const { return main_; }
 
 private:
     tls::PolicyTable table_;

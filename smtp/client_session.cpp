@@ -145,6 +145,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::ehlo() {
     if (!r) co_return lost("performing the EHLO handshake");
     if (r->positive()) {
         caps_ = parse_ehlo(*r);
+        ehlo_ = *r;
         co_return std::nullopt;
     }
     caps_ = Capabilities{};
@@ -158,6 +159,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::ehlo() {
 asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& plan) {
     auto greeting = co_await read_reply("receiving the initial server greeting");
     if (!greeting) co_return lost("receiving the initial server greeting");
+    greeting_ = *greeting;
     if (greeting->code != 220)
         co_return Failure{greeting->dsn(),
                           "host " + server_.name_addr() + " refused to talk to me: " + greeting->text(),

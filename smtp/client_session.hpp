@@ -96,6 +96,8 @@ public:
     bool tls_active() const { return tls_.has_value(); }
     const std::string& tls_summary() const { return tls_summary_; }  // the "TLS connection established" line
     const ServerId& server() const { return server_; }
+    const ServerReply& greeting() const { return greeting_; }
+    const ServerReply& ehlo_reply() const { return ehlo_; }  // the latest EHLO answer
 
 private:
     class Impl;
@@ -117,6 +119,7 @@ private:
     std::string in_;
     ReplyParser parser_;
     Capabilities caps_;
+    ServerReply greeting_, ehlo_;
     bool usable_ = true;
     bool timed_out_ = false;
     std::string tls_summary_;

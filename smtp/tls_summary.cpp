@@ -24,11 +24,9 @@ std::string key_description(EVP_PKEY* key, bool for_signature, int sig_type_nid)
             break;
         case EVP_PKEY_EC:
             out = for_signature ? "ECDSA" : "ECDHE";
-            if (EVP_PKEY_get_group_name(key, group, sizeof group, &len)) {
-                int nid = OBJ_txt2nid(group);
-                const char* nist = nid != NID_undef ? EC_curve_nid2nist(nid) : nullptr;
-                out += std::string(" (") + (nist ? nist : group) + ")";
-            }
+            // OpenSSL's curve name, as Postfix logs it: "prime256v1", not "P-256".
+            if (EVP_PKEY_get_group_name(key, group, sizeof group, &len))
+                out += std::string(" (") + group + ")";
             break;
         default: {
             const char* sn = OBJ_nid2sn(EVP_PKEY_get_base_id(key));

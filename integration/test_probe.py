@@ -1,0 +1,72 @@
+"""tlsrelay probe against real peers: what it shows, and that its advice works."""
+
+import re
+import smtplib
+import unittest
+
+import pki
+import world
+
+
+class Probe(world.WorldTestCase):
+    def setUp(self):
+        super().setUp()
+        self.pki = pki.get_pki()
+        self.dns = world.DnsServer(self.world).start()
+        self.world.on_cleanup(self.dns.stop)
+        self.cert = self.pki.leaf(dns=["*.example.net"])
+        self.peer = world.SmtpPeer(self.world, cert=self.cert, hostname="mx.example.net").start()
+        self.world.on_cleanup(self.peer.stop)
+        self.dns.add("example.test", "MX", "10 mx.example.net.")
+        self.dns.add("mx.example.net", "A", self.peer.host)
+        self.policy = self.world.root / "tls_policy"
+        self.policy.write_text("example.test secure\n")
+        self.relay = self.start_relay(
+            dns={"servers": [self.dns.server_spec]},
+            tls={"ca_file": str(self.pki.ca_file), "policy_file": str(self.policy)},
+            delivery={"relayhost": ""},
+            queue={"retry_min": "1h", "retry_max": "1h"})
+
+    def probe(self, *args: str) -> str:
+        return self.relay.cli("probe", *args, check=False).stdout.decode()
+
+    def test_shows_names_fingerprints_and_levels(self):
+        """probe lists the MX, every certificate name, four digests of cert and key, and each level's verdict."""
+        out = self.probe("example.test")
+        self.assertIn(f"mx.example.net[{self.peer.host}]:25 preference 10", out)
+        self.assertIn("names: *.example.net", out)
+        for digest in ("md5", "sha1", "sha256", "sha512"):
+            self.assertIn(f"    {digest} {self.cert.fp[digest]}\n", out)
+            self.assertIn(f"    {digest} {self.cert.pkey_fp[digest]}\n", out)
+        self.assertRegex(out, r"encrypt: pass \(Trusted\)")
+        self.assertRegex(out, r"secure: fail: Server certificate not verified: names \*\.example\.net "
+                              r"do not match example\.test")
+        self.assertIn("configured policy (secure, from the policy table): would defer: "
+                      "Server certificate not verified", out)
+
+    def test_suggested_line_turns_deferral_into_delivery(self):
+        """Following probe's suggested policy line turns a 4.7.5 deferral into a delivery."""
+        with smtplib.SMTP(*self.relay.address, timeout=10) as s:
+            s.sendmail("a@sender.test", ["u@example.test"], b"Subject: t\r\n\r\nhello\r\n")
+        self.relay.wait_for_log(r"to=<u@example\.test>, relay=mx\.example\.net\[[0-9.]+\]:25, .*"
+                                r"dsn=4\.7\.5, status=deferred \(Server certificate not verified", timeout=15)
+        out = self.probe("example.test")
+        m = re.search(r"a policy-table line that would pass:\n  (.+)\n", out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(m.group(1), "example.test secure match=.example.net")
+        self.policy.write_text(m.group(1) + "\n")
+        self.relay.restart()
+        mark = self.relay.log_mark()
+        self.relay.cli("queue", "flush")
+        self.relay.wait_for_log(r"to=<u@example\.test>, .*status=sent", timeout=15, since=mark)
+        self.assertEqual(len(self.peer.wait_for_messages(1)), 1)
+
+    def test_policy_mode_reports_entries_that_would_defer(self):
+        """probe --policy checks each policy-table entry and says which would defer mail now."""
+        out = self.probe("--policy")
+        self.assertIn("destination example.test", out)
+        self.assertIn("would defer: Server certificate not verified", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
