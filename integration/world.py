@@ -851,6 +851,9 @@ class SmtpPeer:
       stall               stages at which the peer never replies ("connect" = no banner)
       drop                stages at which the peer closes without replying
       esmtp               False: EHLO is answered 502, so the client falls back to HELO
+      size                the SIZE limit advertised in EHLO (None: no SIZE keyword)
+    wait_for_command(prefix, timeout) blocks until some session received a command line
+    starting with prefix ("." = the end of DATA).
     """
 
     def __init__(self, world: "World", host: str | None = None, port: int = 25, *,
@@ -861,7 +864,8 @@ class SmtpPeer:
                  tls_min_version=None, tls_max_version=None, tls_ciphers: str | None = None,
                  greeting: str | None = None, replies: dict | None = None,
                  rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
-                 stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None):
+                 stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None,
+                 size: int | None = 10240000):
         self.world = world
         self.host = host or world.ports.address()
         self.port = port
@@ -885,6 +889,7 @@ class SmtpPeer:
         self.drop = {s.upper() for s in drop}
         self.esmtp = esmtp
         self.extensions = extensions
+        self.size = size
         self.messages: list[PeerMessage] = []
         self.sessions: list[PeerSession] = []
         self._cond = threading.Condition()
@@ -981,6 +986,20 @@ class SmtpPeer:
                                      f"sessions: {self.sessions!r}")
             return list(self.sessions)
 
+    def wait_for_command(self, prefix: str, timeout: float = 10.0) -> PeerSession:
+        """Blocks until a session received a command line starting with prefix
+        (case-insensitive; "." is the end of DATA); returns that session."""
+        prefix = prefix.upper()
+
+        def find():
+            return next((s for s in self.sessions
+                         if any(c.upper().startswith(prefix) for c in s.commands)), None)
+        with self._cond:
+            if not self._cond.wait_for(lambda: find() is not None, timeout):
+                raise AssertionError(f"{self.host}: no {prefix!r} command within {timeout}s; "
+                                     f"sessions: {self.sessions!r}")
+            return find()
+
     @property
     def nexthop(self) -> str:
         return f"[{self.host}]:{self.port}"
@@ -1032,7 +1051,9 @@ class SmtpPeer:
             if not raw:
                 return "EOF"
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            sess.commands.append(line)
+            with self._cond:
+                sess.commands.append(line)
+                self._cond.notify_all()
             verb = line.split(" ", 1)[0].upper()
             arg = line[len(verb):].strip()
             if verb == "QUIT" and "QUIT" not in self.replies and "QUIT" not in self.drop | self.stall:
@@ -1054,7 +1075,8 @@ class SmtpPeer:
                 if override:
                     await send(override)
                     continue
-                ext = ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES"]
+                ext = ["PIPELINING"] + ([f"SIZE {self.size}"] if self.size is not None else []) \
+                    + ["8BITMIME", "ENHANCEDSTATUSCODES"]
                 if self.starttls and not sess.tls:
                     ext.append("XXXXXXXA" if self.strip_starttls else "STARTTLS")
                 ext += self.extensions or []
@@ -1125,7 +1147,9 @@ class SmtpPeer:
                     if l in (b".\r\n", b".\n"):
                         break
                     lines.append(l[1:] if l.startswith(b".") else l)
-                sess.commands.append(".")
+                with self._cond:
+                    sess.commands.append(".")
+                    self._cond.notify_all()
                 if "DOT" in self.drop:
                     return "dropped at DOT"
                 if "DOT" in self.stall:
