@@ -1,6 +1,7 @@
 #include "relay/scheduler.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -45,6 +46,7 @@ void Scheduler::start() {
 void Scheduler::stop() {
     stopping_ = true;
     wake_.cancel();
+    for (auto& [id, signal] : cancel_) signal->emit(asio::cancellation_type::terminal);
 }
 
 std::string Scheduler::destination(const queue::Envelope& env) const {
@@ -120,10 +122,27 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         queue::Envelope env = *loaded.first;
         std::vector<bool> was_done;
         for (const auto& r : env.recipients) was_done.push_back(r.done());
+        // The attempt runs as a child with a cancellation slot of its own, so that stop()
+        // can abandon it mid-conversation (a server holding the final dot would otherwise
+        // keep SIGTERM waiting for the data timeout) while this coroutine is not cancelled.
+        auto& signal = cancel_[id];
+        signal = std::make_unique<asio::cancellation_signal>();
+        bool abandoned = false;
         try {
-            co_await attempt_delivery(ctx_, env, *loaded.second);
+            auto ex = co_await asio::this_coro::executor;
+            auto attempt = attempt_delivery(ctx_, env, *loaded.second);
+            co_await asio::co_spawn(ex, std::move(attempt),
+                                    asio::bind_cancellation_slot(signal->slot(), asio::use_awaitable));
         } catch (const std::exception& e) {
-            support::log_error("qmgr", id + ": delivery failed: " + e.what());
+            abandoned = stopping_;
+            if (!abandoned) support::log_error("qmgr", id + ": delivery failed: " + e.what());
+        }
+        cancel_.erase(id);
+        if (abandoned) {  // nothing recorded: the spool keeps the state from before
+            support::log_info("qmgr", id + ": delivery abandoned on shutdown, recipients stay queued");
+            active_.erase(id);
+            --per_destination_[dest_of_[id]];
+            co_return;
         }
         auto age = std::chrono::microseconds(
             std::chrono::duration_cast<std::chrono::microseconds>(

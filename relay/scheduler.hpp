@@ -5,10 +5,12 @@
 // within a second.
 #pragma once
 
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -24,7 +26,10 @@ public:
 
     void start();                            // loads the spool and begins
     void add(const queue::Envelope& env);    // a message was just committed
-    void stop();                             // no new deliveries; running ones finish
+    // No new deliveries; running attempts are cancelled and abandoned without recording
+    // anything, so their recipients stay as the spool had them (tried again after a
+    // restart: a duplicate at worst, never a loss or a false "sent").
+    void stop();
     bool idle() const { return active_.empty(); }
 
 private:
@@ -44,6 +49,7 @@ private:
     std::map<std::string, std::int64_t> due_;         // id -> unix seconds
     std::map<std::string, std::string> dest_of_;      // id -> destination (for limits)
     std::set<std::string> active_;
+    std::map<std::string, std::unique_ptr<boost::asio::cancellation_signal>> cancel_;  // running attempts
     std::map<std::string, unsigned> per_destination_;
     bool stopping_ = false;
     static constexpr unsigned max_active = 100;
