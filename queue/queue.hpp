@@ -85,12 +85,16 @@ public:
     virtual std::optional<Envelope> envelope(const std::string& id) = 0;
     virtual std::optional<std::string> content(const std::string& id) = 0;
 
-    // Durably records delivery state: each recipient's state, attempts, next attempt and
-    // last DSN/reason. The recipients must be the message's own, in order. `held` is
+    // Records delivery state: each recipient's state, attempts, next attempt and last
+    // DSN/reason. Atomic (rename) but not fsynced: a crash may bring back an older
+    // state, which only repeats an attempt. The recipients must be the message's own, in order. `held` is
     // left as stored: only set_held() changes it, so a hold placed by another process
     // (the CLI) while a delivery was running is not undone by the delivery's update.
     virtual std::error_code update(const Envelope& envelope) = 0;
-    virtual std::error_code remove(const std::string& id) = 0;
+    virtual std::error_code remove(const std::string& id) = 0;  // durable (queue delete)
+    // Removes a message whose recipients are all done, without waiting for the disk:
+    // undone by a crash it is only delivered again, never lost.
+    virtual std::error_code retire(const std::string& id) = 0;
     virtual std::error_code set_held(const std::string& id, bool held) = 0;
 
     // `queue flush` from another process: leaves a request the daemon picks up

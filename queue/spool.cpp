@@ -61,7 +61,8 @@ private:
     io::Fd open_locked(const std::string& id, int op, std::error_code& ec);
     std::error_code current(int fd, const std::string& id, Envelope& out);
     void apply_state_file(Envelope& envelope);
-    std::error_code write_state(const Envelope& envelope);
+    std::error_code write_state(const Envelope& envelope, bool durable);
+    std::error_code retire(const std::string& id) override;
 
     std::shared_ptr<SpoolCore> core_;
 };
@@ -151,7 +152,7 @@ std::error_code FsSpool::update(const Envelope& envelope) {
     if (ec || (ec = current(fd.get(), envelope.id, stored))) return ec;
     if (!same_recipients(stored, envelope)) return std::make_error_code(std::errc::invalid_argument);
     stored.recipients = envelope.recipients;  // `held` stays as stored: see queue.hpp
-    return write_state(stored);
+    return write_state(stored, false);
 }
 
 std::error_code FsSpool::set_held(const std::string& id, bool held) {
@@ -160,18 +161,22 @@ std::error_code FsSpool::set_held(const std::string& id, bool held) {
     Envelope stored;
     if (ec || (ec = current(fd.get(), id, stored))) return ec;
     stored.held = held;
-    return write_state(stored);
+    return write_state(stored, true);
 }
 
 // state/<id>.tmp, fsync, close, rename over state/<id>, fsync state/. Caller holds LOCK_EX.
-std::error_code FsSpool::write_state(const Envelope& envelope) {
+// Delivery progress is written without the fsyncs (durable = false), as Postfix marks
+// recipients done: the rename still replaces the old state whole, and state lost in a
+// crash only makes a recipient be tried again (a duplicate, never a loss). A hold
+// placed by an administrator is made durable.
+std::error_code FsSpool::write_state(const Envelope& envelope, bool durable) {
     const FileOps& ops = core_->ops;
     std::filesystem::path tmp = core_->state / (envelope.id + ".tmp");
     std::error_code ec;
     io::Fd fd = io::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, ec, 0600);
     if (ec) return ec;
     ec = io::write_all(ops, fd.get(), format::encode_state(envelope));
-    if (!ec) ec = io::sync(ops, fd.get());
+    if (!ec && durable) ec = io::sync(ops, fd.get());
     if (!ec) ec = io::close_checked(ops, fd);
     if (!ec) ec = io::rename(ops, tmp, core_->state_path(envelope.id), false);
     if (ec) {
@@ -179,7 +184,18 @@ std::error_code FsSpool::write_state(const Envelope& envelope) {
         io::unlink(tmp);  // the previous state file, if any, is still whole
         return ec;
     }
-    return io::sync(ops, core_->state_fd.get());
+    return durable ? io::sync(ops, core_->state_fd.get()) : std::error_code{};
+}
+
+// Every recipient is done: unlink without waiting for the disk. If a crash undoes the
+// unlink, the message is delivered again (a duplicate, never a loss).
+std::error_code FsSpool::retire(const std::string& id) {
+    std::error_code ec;
+    io::Fd fd = open_locked(id, LOCK_EX, ec);
+    if (ec) return ec;
+    if ((ec = io::unlink(core_->message_path(id)))) return ec;
+    io::unlink(core_->state_path(id));
+    return {};
 }
 
 // Unlinks the message, then its state; a crash in between leaves an orphan state file

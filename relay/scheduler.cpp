@@ -58,16 +58,22 @@ std::string Scheduler::destination(const queue::Envelope& env) const {
     return "";
 }
 
+void Scheduler::unschedule(const std::string& id) {
+    auto it = due_.find(id);
+    if (it == due_.end()) return;
+    by_time_.erase({it->second, id});
+    due_.erase(it);
+}
+
 void Scheduler::schedule(const queue::Envelope& env) {
-    if (env.held) {
-        due_.erase(env.id);
-        return;
-    }
+    unschedule(env.id);
+    if (env.held) return;
     std::int64_t next = INT64_MAX;
     for (const auto& r : env.recipients)
         if (!r.done()) next = std::min(next, r.next_attempt);
     if (next == INT64_MAX) return;
     due_[env.id] = next;
+    by_time_.insert({next, env.id});
     dest_of_[env.id] = destination(env);
     wake_.cancel();
 }
@@ -76,35 +82,42 @@ void Scheduler::add(const queue::Envelope& env) { schedule(env); }
 
 void Scheduler::reload() {
     due_.clear();
+    by_time_.clear();
+    blocked_.clear();
     for (const auto& env : spool_.list()) schedule(env);
+}
+
+void Scheduler::launch(const std::string& id) {
+    active_.insert(id);
+    ++per_destination_[dest_of_[id]];
+    asio::co_spawn(io_, deliver(id), [id](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            support::log_error("qmgr", id + ": delivery aborted: " + x.what());
+        }
+    });
 }
 
 asio::awaitable<void> Scheduler::loop() {
     while (!stopping_) {
         if (spool_.take_flush_request()) {
             reload();
-            for (auto& [id, when] : due_) when = 0;
+            std::set<std::pair<std::int64_t, std::string>> now_due;
+            for (auto& [id, when] : due_) now_due.insert({when = 0, id});
+            by_time_ = std::move(now_due);
         }
         std::int64_t now = now_s();
-        for (auto it = due_.begin(); it != due_.end() && active_.size() < max_active;) {
-            const std::string& dest = dest_of_[it->first];
-            if (it->second > now || active_.count(it->first) ||
-                per_destination_[dest] >= ctx_.config.delivery.max_connections_per_domain) {
-                ++it;
-                continue;
-            }
-            std::string id = it->first;
-            it = due_.erase(it);
-            active_.insert(id);
-            ++per_destination_[dest];
-            asio::co_spawn(io_, deliver(id), [id](std::exception_ptr e) {
-                if (!e) return;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    support::log_error("qmgr", id + ": delivery aborted: " + x.what());
-                }
-            });
+        while (!by_time_.empty() && by_time_.begin()->first <= now && active_.size() < max_active) {
+            std::string id = by_time_.begin()->second;
+            unschedule(id);
+            if (active_.count(id)) continue;  // its delivery reschedules it when done
+            const std::string& dest = dest_of_[id];
+            if (per_destination_[dest] >= ctx_.config.delivery.max_connections_per_domain)
+                blocked_[dest].push_back(id);
+            else
+                launch(id);
         }
         wake_.expires_after(std::chrono::seconds(1));  // flush requests and due times
         co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -160,7 +173,17 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         co_await finish(env, *loaded.second, bounced);
     }
     active_.erase(id);
-    --per_destination_[dest_of_[id]];
+    const std::string dest = dest_of_[id];
+    --per_destination_[dest];
+    auto& waiting = blocked_[dest];
+    while (!waiting.empty() && !stopping_) {  // a slot is free: the next due message for it
+        std::string next = waiting.front();
+        waiting.pop_front();
+        if (!active_.count(next)) {
+            launch(next);
+            break;
+        }
+    }
     wake_.cancel();
 }
 
@@ -188,7 +211,7 @@ asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::s
     }
     bool all_done = true;
     for (const auto& r : env.recipients) all_done = all_done && r.done();
-    auto ec = co_await on_disk(disk_, [&] { return all_done ? spool_.remove(env.id) : spool_.update(env); });
+    auto ec = co_await on_disk(disk_, [&] { return all_done ? spool_.retire(env.id) : spool_.update(env); });
     if (ec) {
         support::log_warning("qmgr", env.id + ": cannot record delivery state: " + ec.message());
     }

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -39,6 +40,8 @@ private:
                                         const std::vector<std::size_t>& newly_bounced);
     void reload();
     void schedule(const queue::Envelope& env);
+    void unschedule(const std::string& id);
+    void launch(const std::string& id);
     std::string destination(const queue::Envelope& env) const;
 
     boost::asio::io_context& io_;
@@ -46,11 +49,14 @@ private:
     boost::asio::thread_pool& disk_;
     DeliveryContext& ctx_;
     boost::asio::steady_timer wake_;
+    // Due times in order, so each wake-up only looks at what is due (not the queue).
+    std::set<std::pair<std::int64_t, std::string>> by_time_;
     std::map<std::string, std::int64_t> due_;         // id -> unix seconds
     std::map<std::string, std::string> dest_of_;      // id -> destination (for limits)
     std::set<std::string> active_;
     std::map<std::string, std::unique_ptr<boost::asio::cancellation_signal>> cancel_;  // running attempts
     std::map<std::string, unsigned> per_destination_;
+    std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
     bool stopping_ = false;
     static constexpr unsigned max_active = 100;
 };

@@ -100,7 +100,8 @@ TEST(Faults, ShortWritesAreCompleted) {
 }
 
 TEST(Faults, FailedStateUpdateKeepsThePreviousState) {
-    for (Faults::Kind kind : {Faults::write, Faults::fsync, Faults::close, Faults::rename}) {
+    // Delivery progress is not fsynced (queue.hpp), so only these calls can fail it.
+    for (Faults::Kind kind : {Faults::write, Faults::close, Faults::rename}) {
         SCOPED_TRACE(kind);
         TempDir dir;
         Faults faults;
