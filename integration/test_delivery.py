@@ -346,6 +346,17 @@ class DnsOutcomes(DeliveryCase):
         self.assertGreaterEqual(r["attempts"], 2)
         self.assertNotIn("sender non-delivery notification", relay.log_text())
 
+    def test_malformed_mx_answer_defers_443(self):
+        """An MX answer with a compression pointer past its end is a temporary error: deferred 4.4.3, the relay keeps running [66]."""
+        self.dns.fail("bad.example.test", "MX", "MALFORMED")
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("malformed"), rcpts=["user@bad.example.test"])
+        self.assertStatus(self.status(relay, qid, "user@bad.example.test"), "none", "4.4.3", "deferred",
+                          "Host or domain name not found. Name service error for name=bad.example.test "
+                          "type=MX: Host not found, try again")
+        self.assertTrue(relay.running())
+        self.assertEqual(self.recipient_state(relay, qid, "user@bad.example.test")["status"], "deferred")
+
     def test_mx_pointing_at_the_relay_itself_bounces_546(self):
         """An MX that resolves to the relay's own listening address:25 bounces 5.4.6 'loops back to myself' [65]."""
         own = self.world.ports.address("127.0.3")
@@ -361,6 +372,20 @@ class DnsOutcomes(DeliveryCase):
         # the only SMTP client the relay ever saw is the test's submission, never itself
         self.assertEqual(len(re.findall(r"tlsrelay/smtpd\[\d+\]: connect from ", relay.log_text())), 1,
                          relay.log_text())
+
+
+class DnsTimeout(DeliveryCase):
+
+    def test_mx_lookup_timeout_defers_443(self):
+        """An MX query that is never answered defers 4.4.3 ('Host not found, try again') and stays queued [61]."""
+        self.dns.fail("slow.example.test", "MX", "TIMEOUT")
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("timeout"), rcpts=["user@slow.example.test"])
+        self.assertStatus(self.status(relay, qid, "user@slow.example.test", timeout=40), "none", "4.4.3",
+                          "deferred", "Host or domain name not found. Name service error for "
+                          "name=slow.example.test type=MX: Host not found, try again")
+        r = self.recipient_state(relay, qid, "user@slow.example.test")
+        self.assertEqual((r["status"], r["last_dsn"]), ("deferred", "4.4.3"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -478,6 +503,20 @@ class Replies(DeliveryCase):
         self.assertNotIn("sender non-delivery notification", relay.log_text())
         self.assertEqual(relay.queue(), [])
         self.assertEqual(home.sessions, [])
+        self.assertEqual(peer.messages, [])
+
+    def test_all_recipients_rejected_sends_no_message_data(self):
+        """When every RCPT is rejected no message data is sent; both recipients bounce and the session ends with QUIT."""
+        peer = self.peer("mx1.example.test", replies={"RCPT": "550 5.7.1 relay denied"})
+        relay = self.relay()
+        qid = submit(relay, content("allrejected"), sender="", rcpts=["a@example.test", "b@example.test"])
+        for r in ("a@example.test", "b@example.test"):
+            self.assertStatus(self.status(relay, qid, r), f"mx1.example.test[{peer.host}]:25", "5.7.1",
+                              "bounced", f"host mx1.example.test[{peer.host}] said: 550 5.7.1 relay denied "
+                              "(in reply to RCPT TO command)")
+        sess = peer.wait_for_sessions(1)[0]
+        self.assertNotIn(".", sess.commands, "no message data after all recipients were rejected")
+        self.assertEqual((sess.commands[-1], sess.ended), ("QUIT", "QUIT"), sess.commands)
         self.assertEqual(peer.messages, [])
 
     def test_452_defers_the_excess_recipient_until_the_next_attempt(self):
@@ -607,6 +646,33 @@ class StartTls(DeliveryCase):
         verbs = [c.split(" ")[0].split(":")[0] for c in sess.commands]
         self.assertEqual(verbs, ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA", ".", "QUIT"], sess.commands)
         self.assertNotIn("injected", relay.log_text())
+
+    def test_encrypt_with_starttls_sends_over_tls(self):
+        """Level encrypt and a server offering STARTTLS: delivered inside TLS, no MAIL FROM before it."""
+        peer = self.peer("mx1.example.test", cert=self.cert)
+        relay = self.relay(tls={"security_level": "encrypt"})
+        body = content("encrypt-tls")
+        qid = submit(relay, body)
+        [msg] = peer.wait_for_messages(1)
+        self.assertStatus(self.status(relay, qid, "user@example.test"), f"mx1.example.test[{peer.host}]:25",
+                          "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        self.assertTrue(msg.tls)
+        self.assertDelivered(msg, body, SENDER, ["user@example.test"], relay)
+        cmds = peer.wait_for_sessions(1)[0].commands
+        self.assertEqual(cmds[:3], [f"EHLO {relay.hostname}", "STARTTLS", f"EHLO {relay.hostname}"])
+
+    def test_none_never_starts_tls(self):
+        """Level none: STARTTLS is offered but never used; the mail goes in clear."""
+        peer = self.peer("mx1.example.test", cert=self.cert)
+        relay = self.relay(tls={"security_level": "none"})
+        body = content("none")
+        qid = submit(relay, body)
+        [msg] = peer.wait_for_messages(1)
+        self.assertStatus(self.status(relay, qid, "user@example.test"), f"mx1.example.test[{peer.host}]:25",
+                          "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        self.assertFalse(msg.tls)
+        self.assertNotIn("STARTTLS", peer.wait_for_sessions(1)[0].commands)
+        self.assertDelivered(msg, body, SENDER, ["user@example.test"], relay)
 
     def test_encrypt_without_starttls_defers_474_and_sends_no_mail_from(self):
         """Level encrypt and no STARTTLS offered: deferred 4.7.4 and the peer never sees MAIL FROM in plaintext [74]."""

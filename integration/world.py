@@ -611,7 +611,7 @@ def make_certificate(folder: Path, names: list[str], stem: str = "cert",
 # Peers for the delivery half: a DNS server and SMTP servers on private loopback addresses
 # ----------------------------------------------------------------------------------------
 
-DNS_FAILURES = ("NXDOMAIN", "NODATA", "SERVFAIL", "REFUSED", "TIMEOUT")
+DNS_FAILURES = ("NXDOMAIN", "NODATA", "SERVFAIL", "REFUSED", "TIMEOUT", "MALFORMED")
 
 
 class DnsServer:
@@ -626,7 +626,9 @@ class DnsServer:
     other types, or records below it, answers NODATA.
 
     Failures per name and type ("*" = every type): dns.fail(name, "MX", kind) with kind
-    NXDOMAIN, NODATA, SERVFAIL, REFUSED or TIMEOUT (no answer at all, UDP or TCP).
+    NXDOMAIN, NODATA, SERVFAIL, REFUSED, TIMEOUT (no answer at all, UDP or TCP) or
+    MALFORMED (a reply that claims one answer record and holds a compression pointer
+    that points past its end).
     rcodes (the older spelling) maps (name, type) to the same kinds.
 
     ad: set the AD bit in answers (a "validating" upstream, for dane / dnssec = true),
@@ -698,6 +700,10 @@ class DnsServer:
             kind = self.rcodes.get((name, rtype)) or self.rcodes.get((name, "*"))
             if kind == "TIMEOUT":
                 return None
+            if kind == "MALFORMED":
+                wire = bytearray(reply.pack())
+                wire[6:8] = (1).to_bytes(2, "big")        # ANCOUNT 1 ...
+                return bytes(wire) + b"\xc0\xff"           # ... whose owner points nowhere
             if kind in ("NXDOMAIN", "SERVFAIL", "REFUSED"):
                 reply.header.rcode = getattr(RCODE, kind)
             elif kind != "NODATA":
