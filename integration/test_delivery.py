@@ -519,6 +519,29 @@ class Replies(DeliveryCase):
         self.assertEqual((sess.commands[-1], sess.ended), ("QUIT", "QUIT"), sess.commands)
         self.assertEqual(peer.messages, [])
 
+    def test_pipelining_is_used_when_offered(self):
+        """With PIPELINING offered, MAIL, RCPT and DATA reach the server together (RFC 2920)."""
+        peer = self.peer("mx1.example.test")
+        relay = self.relay()
+        qid = submit(relay, content("pipe"), rcpts=["a@example.test", "b@example.test"])
+        peer.wait_for_messages(1)
+        self.status(relay, qid, "b@example.test", "sent")
+        sess = peer.wait_for_sessions(1)[0]
+        self.assertTrue(sess.pipelined, sess.commands)
+
+    def test_lock_step_without_pipelining(self):
+        """Without PIPELINING every command waits for its reply; the mail is delivered byte-exact."""
+        peer = self.peer("mx1.example.test", pipelining=False)
+        relay = self.relay()
+        body = content("lockstep")
+        qid = submit(relay, body, rcpts=["a@example.test", "b@example.test"])
+        [msg] = peer.wait_for_messages(1)
+        self.assertStatus(self.status(relay, qid, "b@example.test"), f"mx1.example.test[{peer.host}]:25",
+                          "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        self.assertDelivered(msg, body, SENDER, ["a@example.test", "b@example.test"], relay)
+        sess = peer.wait_for_sessions(1)[0]
+        self.assertFalse(sess.pipelined, sess.commands)
+
     def test_452_defers_the_excess_recipient_until_the_next_attempt(self):
         """452 4.5.3 to the second RCPT: the first is sent, the second deferred and sent by the retry; each exactly once [69]."""
         peer = self.peer("mx1.example.test", rcpt_limit=1)

@@ -826,6 +826,7 @@ class PeerSession:
         self.cipher: str | None = None
         self.sni: str | None = None
         self.tls_error: str | None = None
+        self.pipelined = False  # a command line arrived with further bytes behind it
         self.ended = ""   # "QUIT", "EOF", "dropped at X", "stalled at X", "error: ..."
 
     def __repr__(self) -> str:
@@ -858,6 +859,8 @@ class SmtpPeer:
       drop                stages at which the peer closes without replying
       esmtp               False: EHLO is answered 502, so the client falls back to HELO
       size                the SIZE limit advertised in EHLO (None: no SIZE keyword)
+      pipelining          False: PIPELINING is not advertised (a session records in
+                          `pipelined` whether a command came with more bytes behind it)
     wait_for_command(prefix, timeout) blocks until some session received a command line
     starting with prefix ("." = the end of DATA).
     """
@@ -871,7 +874,7 @@ class SmtpPeer:
                  greeting: str | None = None, replies: dict | None = None,
                  rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
                  stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None,
-                 size: int | None = 10240000):
+                 size: int | None = 10240000, pipelining: bool = True):
         self.world = world
         self.host = host or world.ports.address()
         self.port = port
@@ -896,6 +899,7 @@ class SmtpPeer:
         self.esmtp = esmtp
         self.extensions = extensions
         self.size = size
+        self.pipelining = pipelining
         self.messages: list[PeerMessage] = []
         self.sessions: list[PeerSession] = []
         self._cond = threading.Condition()
@@ -1057,6 +1061,8 @@ class SmtpPeer:
             if not raw:
                 return "EOF"
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if getattr(reader, "_buffer", None):  # more commands arrived with this one
+                sess.pipelined = True
             with self._cond:
                 sess.commands.append(line)
                 self._cond.notify_all()
@@ -1081,7 +1087,8 @@ class SmtpPeer:
                 if override:
                     await send(override)
                     continue
-                ext = ["PIPELINING"] + ([f"SIZE {self.size}"] if self.size is not None else []) \
+                ext = (["PIPELINING"] if self.pipelining else []) \
+                    + ([f"SIZE {self.size}"] if self.size is not None else []) \
                     + ["8BITMIME", "ENHANCEDSTATUSCODES"]
                 if self.starttls and not sess.tls:
                     ext.append("XXXXXXXA" if self.strip_starttls else "STARTTLS")
