@@ -67,6 +67,24 @@ bool drop_privileges(const std::string& user, std::string& error) {
     return true;
 }
 
+// What a reload cannot change in a running process: it keeps the running values and
+// says so (Postfix likewise needs a restart for some settings).
+void keep_restart_only_settings(const config::Config& running, config::Config& fresh) {
+    auto keep = [](const char* key, auto& now, const auto& then) {
+        if (now == then) return;
+        support::log_warning("master", std::string("reload: ") + key + " changes need a restart; kept");
+        now = then;
+    };
+    keep("server.listen", fresh.server.listen, running.server.listen);
+    keep("server.user", fresh.server.user, running.server.user);
+    keep("server.tls_cert", fresh.server.tls_cert, running.server.tls_cert);
+    keep("server.tls_key", fresh.server.tls_key, running.server.tls_key);
+    keep("queue.dir", fresh.queue.dir, running.queue.dir);
+    keep("dns.servers", fresh.dns.servers, running.dns.servers);
+    keep("log.target", fresh.log.target, running.log.target);
+    keep("log.format", fresh.log.format, running.log.format);
+}
+
 int fail(const std::string& why) {
     support::log_error("master", why);
     return 1;
@@ -96,13 +114,13 @@ int run_serve(const Args& args) {
     dns_options.dnssec = cfg->dns.dnssec;
     auto resolver = dns::make_resolver(io.get_executor(), dns_options, error);
     if (!resolver) return fail("DNS resolver: " + error);
-    auto client_tls = make_client_tls(*cfg, error);
+    std::shared_ptr<asio::ssl::context> client_tls = make_client_tls(*cfg, error);
     if (!client_tls) support::log_warning("smtp", error + ": disabling TLS support");
-    TlsPlanner planner(*cfg, client_tls.get());
-    for (const auto& p : planner.problems()) support::log_warning("smtp", p.to_string());
+    auto planner = std::make_unique<TlsPlanner>(*cfg, client_tls.get());
+    for (const auto& p : planner->problems()) support::log_warning("smtp", p.to_string());
     DeliveryContext delivery{*cfg, *resolver, client_tls.get(), {}, {}};
     delivery.plan = [&](const std::string& nexthop, const smtp::ServerId& s) {
-        return planner.plan(nexthop, s);
+        return planner->plan(nexthop, s);
     };
     Scheduler scheduler(io, *opened.spool, disk, delivery);
     SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) { scheduler.add(e); });
@@ -122,13 +140,30 @@ int run_serve(const Args& args) {
         scheduler.stop();
         hup.cancel();
     });
+    // Contexts replaced by a reload stay alive: a connection may still be about to use one.
+    std::vector<std::shared_ptr<asio::ssl::context>> retired_tls;
+    auto reload = [&] {
+        if (!args.config) return support::log_info("master", "reload: running on the embedded defaults");
+        auto fresh = config::load_file(*args.config);
+        for (const auto& p : fresh.problems) support::log_warning("master", "reload refused: " + p.to_string());
+        if (!fresh.ok()) return;
+        std::string why;
+        std::shared_ptr<asio::ssl::context> fresh_tls = make_client_tls(fresh.config, why);
+        if (!fresh_tls) return support::log_warning("master", "reload refused: " + why);
+        keep_restart_only_settings(*cfg, fresh.config);
+        retired_tls.push_back(client_tls);
+        client_tls = fresh_tls;
+        *cfg = fresh.config;  // delivery reads it through DeliveryContext::config
+        planner = std::make_unique<TlsPlanner>(*cfg, client_tls.get());
+        for (const auto& p : planner->problems()) support::log_warning("smtp", p.to_string());
+        delivery.tls = client_tls.get();
+        server.set_options(server_options(*cfg));
+        support::log_info("master", "reload -- configuration " + *args.config);
+    };
     std::function<void()> wait_hup = [&] {
         hup.async_wait([&](const boost::system::error_code& ec, int) {
             if (ec) return;
-            auto fresh = args.config ? config::load_file(*args.config) : config::LoadResult{};
-            for (const auto& p : fresh.problems)
-                support::log_warning("master", "reload refused: " + p.to_string());
-            if (fresh.ok()) support::log_info("master", "reload -- configuration checked");
+            reload();
             wait_hup();
         });
     };

@@ -26,6 +26,11 @@ public:
     bool listen(const std::vector<std::string>& addresses, std::string& error);
     void start();  // accept loops begin
     void stop();   // stop accepting and hang up on every session
+    // A reload: new limits apply to the next command of every session.
+    void set_options(ServerOptions options) {
+        options.tls_available = tls_ != nullptr;
+        options_ = std::move(options);
+    }
     std::size_t sessions() const { return sockets_.size(); }
     std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
 
