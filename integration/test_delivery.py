@@ -246,6 +246,35 @@ class MxRouting(DeliveryCase):
                            r"refused to talk to me: 421 4\.3\.2 Service not available$")
         self.assertEqual([s.ended for s in mx1.wait_for_sessions(1)], ["greeting 421"])
 
+    def test_5xx_greeting_moves_to_next_mx(self):
+        """A 554 greeting is skipped like a 4xx one (Postfix smtp_skip_5xx_greeting): the next MX gets the mail."""
+        self.mx("example.test", "10 mx1.example.test.", "20 mx2.example.test.")
+        mx1 = self.peer("mx1.example.test", greeting="554 5.7.1 go away")
+        mx2 = self.peer("mx2.example.test")
+        relay = self.relay()
+        qid = submit(relay, content("554next"))
+        mx2.wait_for_messages(1)
+        self.assertStatus(self.status(relay, qid, "user@example.test"),
+                          f"mx2.example.test[{mx2.host}]:25", "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        relay.wait_for_log(rf"tlsrelay/smtp\[\d+\]: {qid}: host mx1\.example\.test\[{re.escape(mx1.host)}\] "
+                           r"refused to talk to me: 554 5\.7\.1 go away$")
+
+    def test_greeting_refusal_from_the_last_mx_defers(self):
+        """421 or 554 greeting from the only MX: deferred with the greeting's DSN made 4.x.x, as Postfix 3.7 logs it."""
+        self.mx("example.test", "10 mx1.example.test.")
+        self.mx("other.test", "10 mx1.other.test.")
+        mx1 = self.peer("mx1.example.test", greeting="421 4.3.2 Service not available")
+        other = self.peer("mx1.other.test", greeting="554 5.7.1 go away")
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("greet"), rcpts=["user@example.test", "user@other.test"])
+        self.assertStatus(self.status(relay, qid, "user@example.test"), f"mx1.example.test[{mx1.host}]:25",
+                          "4.3.2", "deferred",
+                          f"host mx1.example.test[{mx1.host}] refused to talk to me: 421 4.3.2 Service not available")
+        self.assertStatus(self.status(relay, qid, "user@other.test"), f"mx1.other.test[{other.host}]:25",
+                          "4.7.1", "deferred", f"host mx1.other.test[{other.host}] refused to talk to me: "
+                          "554 5.7.1 go away")
+        self.assertEqual([r["status"] for r in relay.queue()[0]["recipients"]], ["deferred", "deferred"])
+
     def test_implicit_mx_uses_the_domains_address(self):
         """A domain without MX but with an A record is delivered to that address [64]."""
         peer = self.peer("implicit.test")

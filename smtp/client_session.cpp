@@ -160,10 +160,14 @@ asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& pl
     auto greeting = co_await read_reply("receiving the initial server greeting");
     if (!greeting) co_return lost("receiving the initial server greeting");
     greeting_ = *greeting;
-    if (greeting->code != 220)
-        co_return Failure{greeting->dsn(),
-                          "host " + server_.name_addr() + " refused to talk to me: " + greeting->text(),
-                          greeting->code >= 500};
+    if (greeting->code / 100 != 2) {
+        // Postfix's smtp_skip_5xx_greeting (default yes): a 5xx greeting is a soft error
+        // like a 4xx one, so the next MX is tried and the last one defers (4.x.x).
+        std::string dsn = greeting->dsn();
+        if (!dsn.empty() && dsn[0] == '5') dsn[0] = '4';
+        co_return Failure{dsn, "host " + server_.name_addr() + " refused to talk to me: " + greeting->text(),
+                          false};
+    }
     if (auto f = co_await ehlo()) co_return f;
     if (plan.level != tls::Level::none) {
         if (auto f = co_await start_tls(plan)) co_return f;
