@@ -1,6 +1,9 @@
 #include "relay/tls_plan.hpp"
 
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
+
+#include <cstring>
 
 #include "config/policy_file.hpp"
 #include "smtp/tls_summary.hpp"
@@ -35,6 +38,52 @@ std::string verify_log_line(long result, X509* cert, const std::string& where) {
     }
 }
 
+// Postfix 3.7 (src/tls/tls_dane.c tls_dane_load_trustfile, tls_client.c): at verify
+// and secure, each certificate or public key in the trust-anchor files becomes a
+// DANE-TA(2) and a DANE-EE(3) full-value TLSA record, and OpenSSL's DANE check then
+// replaces CAfile/CApath: a chain that only reaches the CA file fails (num=65), an
+// anchored leaf or key passes without chain or expiry checks. Names are still
+// checked (no DANE_FLAG_NO_DANE_EE_NAMECHECKS), by names_match() after the handshake.
+bool add_trust_anchors(SSL* ssl, const std::vector<std::string>& files, std::string& error) {
+    if (SSL_dane_enable(ssl, nullptr) <= 0) {
+        error = "cannot enable trust anchor checks";
+        return false;
+    }
+    int usable = 0;
+    for (const auto& file : files) {
+        BIO* bio = BIO_new_file(file.c_str(), "r");
+        if (!bio) continue;
+        char *name = nullptr, *header = nullptr;
+        unsigned char* data = nullptr;
+        long len = 0;
+        while (PEM_read_bio(bio, &name, &header, &data, &len)) {
+            auto add = [&](uint8_t selector, const unsigned char* d, std::size_t n) {
+                usable += SSL_dane_tlsa_add(ssl, 2, selector, 0, d, n) > 0;
+                usable += SSL_dane_tlsa_add(ssl, 3, selector, 0, d, n) > 0;
+            };
+            if (!std::strcmp(name, PEM_STRING_X509) || !std::strcmp(name, PEM_STRING_X509_OLD)) {
+                const unsigned char* p = data;
+                if (X509* x = d2i_X509(nullptr, &p, len)) {
+                    add(0, data, static_cast<std::size_t>(len));
+                    X509_free(x);
+                }
+            } else if (!std::strcmp(name, PEM_STRING_PUBLIC)) {
+                add(1, data, static_cast<std::size_t>(len));
+            }
+            OPENSSL_free(name);
+            OPENSSL_free(header);
+            OPENSSL_free(data);
+        }
+        BIO_free(bio);
+    }
+    ERR_clear_error();
+    if (usable == 0) {
+        error = "no usable trust anchors";
+        return false;
+    }
+    return true;
+}
+
 std::string sni_for(const tls::Policy& p, const std::string& nexthop_domain, const smtp::ServerId& s) {
     if (p.servername == "hostname") return s.hostname;
     if (p.servername == "nexthop") return nexthop_domain;
@@ -56,6 +105,7 @@ std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config&
     ctx->set_verify_mode(boost::asio::ssl::verify_none);  // judged per level after the handshake
     SSL_CTX_set_security_level(ctx->native_handle(), 0);  // as Postfix: the level decides
     SSL_CTX_set_verify_depth(ctx->native_handle(), 10);   // smtp_tls_scert_verifydepth 9, plus one
+    SSL_CTX_dane_enable(ctx->native_handle());            // for trust-anchor files (add_trust_anchors)
     return ctx;
 }
 
@@ -114,6 +164,9 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
             return false;
         }
         if (tls::match_required(policy.level)) SSL_set_security_level(ssl, 1);
+        if (!policy.tafiles.empty() && policy.level >= tls::Level::verify &&
+            !add_trust_anchors(ssl, policy.tafiles, error))
+            return false;
         return true;
     };
     std::string where = server.name_addr_port();
