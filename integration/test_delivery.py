@@ -375,6 +375,37 @@ class DnsOutcomes(DeliveryCase):
         self.assertGreaterEqual(r["attempts"], 2)
         self.assertNotIn("sender non-delivery notification", relay.log_text())
 
+    def test_mx_host_lookup_servfail_defers_443(self):
+        """MX found but its host's address lookups SERVFAIL: deferred 4.4.3 naming the host, relay=none (as Postfix 3.7)."""
+        self.mx("example.test", "10 mx1.example.test.")
+        self.dns.fail("mx1.example.test", "*", "SERVFAIL")
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("asf"))
+        self.assertStatus(self.status(relay, qid, "user@example.test"), "none", "4.4.3", "deferred",
+                          "Host or domain name not found. Name service error for name=mx1.example.test "
+                          "type=AAAA: Host not found, try again")
+        relay.wait_for_log(r"warning: no MX host for example\.test has a valid address record$")
+
+    def test_mx_host_without_address_bounces_544(self):
+        """MX found but its host does not exist: bounced 5.4.4 naming the host (as Postfix 3.7)."""
+        self.mx("example.test", "10 mx1.example.test.")
+        relay = self.relay()
+        qid = submit(relay, content("anx"), sender="")
+        self.assertStatus(self.status(relay, qid, "user@example.test"), "none", "5.4.4", "bounced",
+                          "Host or domain name not found. Name service error for name=mx1.example.test "
+                          "type=AAAA: Host not found")
+        relay.wait_for_log(r"warning: no MX host for example\.test has a valid address record$")
+
+    def test_hard_lookup_error_after_a_soft_one_defers_444(self):
+        """First MX host SERVFAIL, second NXDOMAIN: the hard error is downgraded, deferred 4.4.4 (as Postfix 3.7)."""
+        self.mx("example.test", "10 mx1.example.test.", "20 mx2.example.test.")
+        self.dns.fail("mx1.example.test", "*", "SERVFAIL")
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("softhard"))
+        self.assertStatus(self.status(relay, qid, "user@example.test"), "none", "4.4.4", "deferred",
+                          "Host or domain name not found. Name service error for name=mx2.example.test "
+                          "type=AAAA: Host not found")
+
     def test_malformed_mx_answer_defers_443(self):
         """An MX answer with a compression pointer past its end is a temporary error: deferred 4.4.3, the relay keeps running [66]."""
         self.dns.fail("bad.example.test", "MX", "MALFORMED")

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "support/log.hpp"
+
 namespace tlsrelay::relay {
 namespace {
 
@@ -56,11 +58,16 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
     bool implicit = hosts.empty();
     if (implicit) hosts.push_back({0, hop.domain});
     std::optional<RouteError> last;
+    bool soft_seen = false;
     for (const auto& h : hosts) {
         if (h.host.empty()) continue;  // a null MX among others is ignored
         dns::AddressResult a = co_await resolver.addresses(h.host);
         if (a.status != dns::Status::ok) {
             last = dns_error(h.host, "AAAA", a.status);  // Postfix looks up A then AAAA; the last names the error
+            if (!last->hard())
+                soft_seen = true;
+            else if (soft_seen)  // Postfix: a hard error after a soft one is soft (4.4.4), the text stays
+                last->dsn = "4.4.4";
             continue;
         }
         for (const auto& addr : a.addresses) route.targets.push_back({h.host, addr, hop.port, h.preference});
@@ -73,6 +80,8 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
             co_return route;
         }
     if (route.targets.size() > mx_address_limit) route.targets.resize(mx_address_limit);
+    if (route.targets.empty() && !implicit)
+        support::log_warning("smtp", "no MX host for " + hop.domain + " has a valid address record");
     if (route.targets.empty())
         route.error = last ? *last : RouteError{"4.4.3", lookup_error(hop.domain, "AAAA", dns::Status::try_again)};
     co_return route;
