@@ -602,6 +602,49 @@ class Replies(DeliveryCase):
         sess = peer.wait_for_sessions(1)[0]
         self.assertFalse(sess.pipelined, sess.commands)
 
+    def test_soft_rcpt_error_on_a_non_final_mx_tries_the_next_for_that_recipient(self):
+        """451 to one RCPT at the first MX: the others are sent there, that recipient goes to the next MX in the same attempt."""
+        self.mx("example.test", "20 mx2.example.test.")
+        mx1 = self.peer("mx1.example.test", rcpt_replies={"b@example.test": "451 4.3.0 later"})
+        mx2 = self.peer("mx2.example.test")
+        relay = self.relay()
+        body = content("mixed")
+        qid = submit(relay, body, rcpts=["a@example.test", "b@example.test"])
+        self.assertStatus(self.status(relay, qid, "a@example.test"), f"mx1.example.test[{mx1.host}]:25",
+                          "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        self.assertStatus(self.status(relay, qid, "b@example.test"), f"mx2.example.test[{mx2.host}]:25",
+                          "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        relay.wait_for_log(rf"tlsrelay/smtp\[\d+\]: {qid}: host mx1\.example\.test\[{re.escape(mx1.host)}\] said: "
+                           r"451 4\.3\.0 later \(in reply to RCPT TO command\)$")
+        [m1] = mx1.wait_for_messages(1)
+        [m2] = mx2.wait_for_messages(1)
+        self.assertDelivered(m1, body, SENDER, ["a@example.test"], relay)
+        self.assertDelivered(m2, body, SENDER, ["b@example.test"], relay)
+
+    def test_5xx_to_mail_from_bounces_without_trying_the_next_mx(self):
+        """553 to MAIL FROM is a hard error: bounced at once with 'in reply to MAIL FROM command', the next MX never contacted."""
+        self.mx("example.test", "20 mx2.example.test.")
+        mx1 = self.peer("mx1.example.test", replies={"MAIL": "553 5.7.1 sender rejected"})
+        mx2 = self.peer("mx2.example.test")
+        relay = self.relay()
+        qid = submit(relay, content("mail553"), sender="")
+        self.assertStatus(self.status(relay, qid, "user@example.test"), f"mx1.example.test[{mx1.host}]:25",
+                          "5.7.1", "bounced", f"host mx1.example.test[{mx1.host}] said: 553 5.7.1 sender rejected "
+                          "(in reply to MAIL FROM command)")
+        self.wait_removed(relay, qid)
+        self.assertEqual(mx2.sessions, [])
+        self.assertNotIn(".", mx1.wait_for_sessions(1)[0].commands)
+
+    def test_5xx_at_end_of_data_bounces(self):
+        """554 after the final dot bounces with 'in reply to end of DATA command'."""
+        mx1 = self.peer("mx1.example.test", replies={"DOT": "554 5.7.1 spam"})
+        relay = self.relay()
+        qid = submit(relay, content("dot554"), sender="")
+        self.assertStatus(self.status(relay, qid, "user@example.test"), f"mx1.example.test[{mx1.host}]:25",
+                          "5.7.1", "bounced", f"host mx1.example.test[{mx1.host}] said: 554 5.7.1 spam "
+                          "(in reply to end of DATA command)")
+        self.wait_removed(relay, qid)
+
     def test_452_defers_the_excess_recipient_until_the_next_attempt(self):
         """452 4.5.3 to the second RCPT: the first is sent, the second deferred and sent by the retry; each exactly once [69]."""
         peer = self.peer("mx1.example.test", rcpt_limit=1)
