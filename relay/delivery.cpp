@@ -129,6 +129,46 @@ struct Pending {
     bool empty() const { return idx.empty(); }
 };
 
+struct SessionOutcome {
+    bool connected = false;
+    std::string connect_error;  // "connect to H[A]:P: why"
+    bool past_tls = false;      // counts towards the session limit
+    std::optional<smtp::Failure> failure;
+};
+
+// Connects, greets, does TLS per plan and sends one transaction.
+asio::awaitable<SessionOutcome> one_session(DeliveryContext& ctx, const Target& t, const smtp::ServerId& server,
+                                            const smtp::TlsPlan& plan, const smtp::OutboundMessage& msg,
+                                            std::vector<smtp::RecipientResult>& results) {
+    SessionOutcome out;
+    std::string error;
+    auto socket = co_await connect(t, ctx.config.delivery.connect_timeout, error);
+    if (!socket) {
+        out.connect_error = "connect to " + server.name_addr_port() + ": " + error;
+        support::log_info("smtp", out.connect_error);
+        co_return out;
+    }
+    out.connected = true;
+    smtp::ClientOptions opts;
+    opts.helo_name = ctx.config.delivery.helo_name.empty() ? ctx.config.server.hostname
+                                                            : ctx.config.delivery.helo_name;
+    smtp::ClientConnection conn(std::move(*socket), server, opts);
+    results.clear();
+    out.failure = co_await conn.open(plan);
+    if (!out.failure) {
+        out.past_tls = true;
+        out.failure = co_await conn.send(msg, results);
+        co_await conn.quit();
+    }
+    co_return out;
+}
+
+// Postfix 1.4: a failed handshake at "may" is retried in plaintext once the message
+// has waited minimal_backoff_time (our retry_min) before this attempt.
+bool plaintext_retry_ok(const DeliveryContext& ctx, const Attempt& at, const smtp::TlsPlan& plan) {
+    return plan.level == tls::Level::may && at.start - at.arrival >= ctx.config.queue.retry_min;
+}
+
 asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Group& g,
                                     const std::string& content) {
     Route route = co_await resolve_route(ctx.resolver, g.hop, ctx.self);
@@ -155,30 +195,26 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
             continue;
         }
         for (const auto& w : plan.warnings) support::log_warning("smtp", w);
-        std::string error;
-        auto socket = co_await connect(t, ctx.config.delivery.connect_timeout, error);
-        if (!socket) {
-            last_relay = "none";
-            last_dsn = "4.4.1";
-            last_reason = "connect to " + server.name_addr_port() + ": " + error;
-            support::log_info("smtp", "connect to " + server.name_addr_port() + ": " + error);
-            continue;
-        }
-        smtp::ClientOptions opts;
-        opts.helo_name = ctx.config.delivery.helo_name.empty() ? ctx.config.server.hostname
-                                                                : ctx.config.delivery.helo_name;
-        smtp::ClientConnection conn(std::move(*socket), server, opts);
         std::vector<std::string> rcpts;
         for (auto i : pending) rcpts.push_back(at.env.recipients[i].address);
         smtp::OutboundMessage msg{at.env.sender, rcpts, &content, at.env.smtputf8, at.env.eight_bit};
         std::vector<smtp::RecipientResult> results;
-        std::optional<smtp::Failure> failure = co_await conn.open(plan);
-        at.connected = Clock::now();
-        if (!failure) {
-            ++sessions;
-            failure = co_await conn.send(msg, results);
-            co_await conn.quit();
+        SessionOutcome outcome = co_await one_session(ctx, t, server, plan, msg, results);
+        if (outcome.failure && outcome.failure->handshake_failed && plaintext_retry_ok(ctx, at, plan)) {
+            // Postfix's PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE: same address, no TLS.
+            support::log_info("smtp", at.env.id + ": " + outcome.failure->reason);
+            plan.level = tls::Level::none;
+            outcome = co_await one_session(ctx, t, server, plan, msg, results);
         }
+        if (!outcome.connected) {
+            last_relay = "none";
+            last_dsn = "4.4.1";
+            last_reason = outcome.connect_error;
+            continue;
+        }
+        at.connected = Clock::now();
+        std::optional<smtp::Failure>& failure = outcome.failure;
+        if (outcome.past_tls) ++sessions;
         results.resize(pending.size());
         std::string relay = server.name_addr_port();
         std::vector<std::size_t> still;
