@@ -44,10 +44,22 @@ std::string ServerReply::dsn() const {
     return std::to_string(code / 100) + ".0.0";
 }
 
+// Postfix (src/smtp/smtp_chat.c smtp_chat_resp) keeps every line whole, "NNN-" or
+// "NNN " included, joins them with newlines that its log and DSN texts turn into
+// spaces, and stops adding lines once the text has reached line_length_limit (2048).
 std::string ServerReply::text() const {
-    std::string out = std::to_string(code);
-    for (const auto& l : lines) out += " " + l;
-    return out;
+    std::string out;
+    const std::string code_text = std::to_string(code);
+    for (std::size_t i = 0; i < lines.size() && out.size() < 2048; ++i) {
+        if (!out.empty()) out += ' ';
+        out += code_text;
+        if (i + 1 < lines.size())
+            out += '-';
+        else if (!lines[i].empty())
+            out += ' ';
+        out += lines[i];
+    }
+    return out.empty() ? code_text : out;
 }
 
 std::size_t ReplyParser::consume(std::string_view input, Status& status) {

@@ -18,7 +18,7 @@ struct ServerReply {
     std::string enhanced() const;  // "5.1.1" from the first line, or "" if none
     // Postfix's DSN for this reply: the enhanced code, or X.0.0 from the first digit.
     std::string dsn() const;
-    // "550 5.1.1 text text2" as Postfix logs it (lines joined by spaces).
+    // "550-5.1.1 text 550 5.1.1 text2" as Postfix logs it (whole lines joined by spaces).
     std::string text() const;
     bool positive() const { return code >= 200 && code < 400; }
     bool transient() const { return code >= 400 && code < 500; }

@@ -76,10 +76,10 @@ TEST(ReplyParser, TextAsPostfixLogsIt) {
     ReplyParser p;
     ReplyParser::Status st;
     p.consume("550-5.1.1 first\r\n550 5.1.1 second\r\n", st);
-    EXPECT_EQ(p.reply().text(), "550 5.1.1 first 5.1.1 second");
+    EXPECT_EQ(p.reply().text(), "550-5.1.1 first 550 5.1.1 second");
     ServerId s{"mx.example", boost::asio::ip::make_address("192.0.2.1"), 25};
     EXPECT_EQ(said(s, p.reply(), "RCPT TO"),
-              "host mx.example[192.0.2.1] said: 550 5.1.1 first 5.1.1 second (in reply to RCPT TO command)");
+              "host mx.example[192.0.2.1] said: 550-5.1.1 first 550 5.1.1 second (in reply to RCPT TO command)");
 }
 
 TEST(Ehlo, Capabilities) {
