@@ -201,10 +201,12 @@ MxResult parse_mx_reply(std::span<const std::uint8_t> reply, bool dnssec) {
             result.records.push_back({mx->priority, ""});
             continue;
         }
-        auto name = normalize_name(host, NameKind::host);
-        if (!name)  // CR/LF, '<', spaces, escapes: a hostile reply, not data
+        if (!normalize_name(host, NameKind::host))  // CR/LF, '<', spaces, escapes: hostile, not data
             return {Status::try_again, check.secure, {}};
-        result.records.push_back({mx->priority, std::move(*name)});
+        // Valid, but kept as the reply spells it: Postfix logs relay=MX1.Example.COM[...]
+        // and checks and sends that name (name checks ignore case anyway).
+        if (host.back() == '.') host.remove_suffix(1);
+        result.records.push_back({mx->priority, std::string(host)});
     }
     if (result.records.size() > 1)  // "." only means null MX when it stands alone
         std::erase_if(result.records, [](const MxRecord& r) { return r.host.empty(); });

@@ -61,7 +61,7 @@ class ResolverTest : public ::testing::Test {
     test::DnsTestServer server_{io_};
 };
 
-TEST_F(ResolverTest, MxRecordsAreLowerCasedAndStripped) {
+TEST_F(ResolverTest, MxRecordsKeepTheirCaseAndAreStripped) {
     server_.respond([](const ReceivedQuery& q) {
         return one(ReplyBuilder(q)
                        .answer("", t_mx, test::mx_rdata(10, "MX1.Example.COM"))
@@ -71,7 +71,7 @@ TEST_F(ResolverTest, MxRecordsAreLowerCasedAndStripped) {
     ASSERT_EQ(r.status, Status::ok);
     ASSERT_EQ(r.records.size(), 2u);
     EXPECT_EQ(r.records[0].preference, 10);
-    EXPECT_EQ(r.records[0].host, "mx1.example.com");
+    EXPECT_EQ(r.records[0].host, "MX1.Example.COM");  // as Postfix logs it: relay=MX1.Example.COM[...]
     EXPECT_EQ(r.records[1].host, "mx2.example.com");
     EXPECT_FALSE(r.secure);
     EXPECT_FALSE(r.null_mx());
