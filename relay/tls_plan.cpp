@@ -169,7 +169,7 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
             return false;
         return true;
     };
-    std::string where = server.name_addr_port();
+    std::string where = server.tls_name_addr_port();
     plan.verify = [policy, domain, server, where](SSL* ssl) {
         tls::SessionFacts f = session_facts(ssl, policy, domain, server);
         X509* cert = SSL_get0_peer_certificate(ssl);

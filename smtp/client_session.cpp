@@ -15,6 +15,12 @@ using namespace asio::experimental::awaitable_operators;
 
 std::string ServerId::name_addr() const { return hostname + "[" + address.to_string() + "]"; }
 std::string ServerId::name_addr_port() const { return name_addr() + ":" + std::to_string(port); }
+std::string ServerId::tls_name_addr_port() const {
+    std::string s = name_addr_port();
+    for (char& c : s)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return s;
+}
 
 std::string said(const ServerId& s, const ServerReply& r, const char* command) {
     return "host " + s.name_addr() + " said: " + r.text() + " (in reply to " + command + " command)";
@@ -208,7 +214,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
     auto hs = co_await (tls_->async_handshake(asio::ssl::stream_base::client, tok) || timer_.async_wait(tok));
     if (hs.index() == 1 || std::get<0>(std::get<0>(hs))) {
         std::string why = hs.index() == 1 ? "timeout" : std::get<0>(std::get<0>(hs)).message();
-        support::log_info("smtp", "SSL_connect error to " + server_.name_addr_port() + ": " + why);
+        support::log_info("smtp", "SSL_connect error to " + server_.tls_name_addr_port() + ": " + why);
         usable_ = false;
         co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};
     }
@@ -218,7 +224,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
     else
         verdict.adjective = default_adjective(ssl);
     for (const auto& line : verdict.log_lines) support::log_info("smtp", line);
-    tls_summary_ = verdict.adjective + " TLS connection established to " + server_.name_addr_port() + ": " +
+    tls_summary_ = verdict.adjective + " TLS connection established to " + server_.tls_name_addr_port() + ": " +
                    describe_tls_session(ssl);
     support::log_info("smtp", tls_summary_);
     if (!verdict.ok) {

@@ -26,6 +26,9 @@ struct ServerId {
     unsigned short port = 25;
     std::string name_addr() const;       // "host[addr]"
     std::string name_addr_port() const;  // "host[addr]:port"
+    // As Postfix's TLS layer names the peer (tls_client.c lowercases namaddr): the TLS
+    // summary, SSL_connect and certificate verification lines.
+    std::string tls_name_addr_port() const;
 };
 
 // What the TLS policy asks of this connection (relay/ builds it from tls/).
