@@ -35,6 +35,9 @@ from world import WorldTestCase
 
 GOOD = {"dns": ["mx1.example.test"]}
 TLS12 = {"tls_max_version": ssl.TLSVersion.TLSv1_2}
+TLS13 = {"tls_min_version": ssl.TLSVersion.TLSv1_3}
+# A peer that negotiates only anonymous (aNULL) suites, so TLS 1.2 at most.
+ANON = {"tls_max_version": ssl.TLSVersion.TLSv1_2, "tls_ciphers": "aNULL:@SECLEVEL=0"}
 # A well-formed sha256 value that matches nothing.
 NOMATCH = ":".join(["5A"] * 32)
 
@@ -346,6 +349,139 @@ SCENARIOS: dict[str, list[dict]] = {
              policy=["example.test secure, match=nexthop, servername=hostname"], sni="mx1.example.test",
              expect=SENT),
     ],
+    # §1.2/§8: cipher grades, anonymous suites, protocol lists.
+    "CiphersAndProtocols": [
+        dict(name="may-anonymous-cipher", level="may", behaviour=ANON, expect=SENT),
+        dict(name="encrypt-anonymous-cipher", level="encrypt", behaviour=ANON, expect=SENT),
+        dict(name="encrypt-ciphers-high-anonymous", behaviour=ANON,
+             policy=["example.test encrypt ciphers=high"], expect=SENT),
+        dict(name="verify-anonymous-only-peer", level="verify", behaviour=ANON, expect=HANDSHAKE),
+        dict(name="secure-anonymous-only-peer", level="secure", behaviour=ANON, expect=HANDSHAKE),
+        dict(name="fingerprint-anonymous-only-peer", behaviour=ANON,
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=HANDSHAKE),
+        dict(name="encrypt-exclude-anull-vs-anonymous-peer", behaviour=ANON,
+             policy=["example.test encrypt exclude=aNULL"], expect=HANDSHAKE),
+        dict(name="may-main-exclude-anull-vs-anonymous-peer", level="may", behaviour=ANON,
+             main={"smtp_tls_exclude_ciphers": "aNULL"}, expect=HANDSHAKE),
+        dict(name="encrypt-invalid-protocol-list", policy=["example.test encrypt protocols=TLSv9"],
+             expect=HANDSHAKE),
+        dict(name="may-invalid-protocol-list", policy=["example.test may protocols=TLSv9"], expect=HANDSHAKE),
+        dict(name="encrypt-include-list-tls12-vs-tls13-peer", behaviour=TLS13,
+             policy=["example.test encrypt protocols=TLSv1.2"], expect=HANDSHAKE),
+        dict(name="encrypt-at-most-tls12", policy=["example.test encrypt protocols=<=TLSv1.2"], expect=SENT),
+        dict(name="encrypt-empty-protocols-all", policy=["example.test encrypt protocols="], expect=SENT),
+        dict(name="may-protocols-hex-floor", behaviour=TLS12,
+             policy=["example.test may protocols=>=0x0304"], expect=HANDSHAKE),
+        dict(name="encrypt-exclusion-gap-caps-range-below-tls13", behaviour=TLS13,
+             policy=["example.test encrypt protocols=!TLSv1.2"], expect=HANDSHAKE),
+        dict(name="nextmx-may-first-handshake-broken", level="may",
+             **two_mx({"cert": GOOD, "behaviour": {"tls_break": True}}, {"cert": {"dns": ["mx2.example.test"]}}),
+             expect=SENT),
+    ],
+
+    # §7 tafile and dane without DNSSEC, CNAME'd MX names, IP literals, mixed domains.
+    "AnchorsAndRouting": [
+        dict(name="tafile-root-verify", policy=["example.test verify tafile=$PATH(root)"], expect=SENT),
+        dict(name="tafile-intermediate-secure", policy=["example.test secure tafile=$PATH(intermediate)"],
+             expect=SENT),
+        dict(name="tafile-other-root-ignores-cafile", policy=["example.test verify tafile=$PATH(unknown-root)"],
+             expect=NOT_VERIFIED),
+        dict(name="tafile-self-signed-leaf-anchor", cert={"dns": ["mx1.example.test"], "self_signed": True},
+             policy=["example.test verify tafile=$PATH(mx1)"], expect=SENT),
+        dict(name="tafile-self-signed-leaf-anchor-wrong-name",
+             cert={"dns": ["mx1.other.test"], "self_signed": True},
+             policy=["example.test secure tafile=$PATH(mx1)"], expect=NOT_VERIFIED),
+        dict(name="tafile-expired-leaf-anchor", cert={"dns": ["mx1.example.test"], "self_signed": True,
+                                                      "expired": True},
+             policy=["example.test secure tafile=$PATH(mx1) match=hostname"], expect=SENT),
+        dict(name="dane-without-dnssec-is-may", level="dane", cert=None, expect=SENT),
+        dict(name="dane-policy-without-dnssec-is-may", policy=["example.test dane"],
+             cert={"dns": ["mx1.other.test"]}, expect=SENT),
+        dict(name="dane-only-without-dnssec-config-problem", policy=["example.test dane-only"], expect=CONFIG),
+        dict(name="cname-mx-hostname-is-mx-name", level="verify",
+             dns=[("example.test", "MX", "10 alias.example.test."),
+                  ("alias.example.test", "CNAME", "mx1.example.test.")], expect=NOT_VERIFIED),
+        dict(name="cname-mx-cert-for-mx-name", cert={"dns": ["alias.example.test"]},
+             policy=["example.test verify servername=hostname"],
+             dns=[("example.test", "MX", "10 alias.example.test."),
+                  ("alias.example.test", "CNAME", "mx1.example.test.")], sni="alias.example.test", expect=SENT),
+        dict(name="uppercase-recipient-domain-secure-nexthop", recipients=["user@Example.TEST"],
+             cert={"dns": ["example.test"]}, policy=["example.test secure match=nexthop"], expect=SENT),
+        dict(name="two-domains-one-message",
+             recipients=["a@example.test", "b@other.test"],
+             peers={"mx1": {"names": ["mx1.example.test"]},
+                    "mx2": {"names": ["mx2.other.test"], "cert": {"dns": ["mx2.other.test"]}}},
+             dns=[("example.test", "MX", "10 mx1.example.test."), ("other.test", "MX", "10 mx2.other.test.")],
+             policy=["example.test encrypt", "other.test secure"], expect=NOT_OFFERED),
+        dict(name="transport-domain-nexthop-secure", transport={"example.test": "smtp:provider.test"},
+             peers={"mx1": {"names": ["mx1.provider.test"], "cert": {"dns": ["mx1.provider.test"]}}},
+             dns=[("provider.test", "MX", "10 mx1.provider.test.")],
+             policy=["provider.test secure", "example.test encrypt match=bogus"], expect=SENT),
+        dict(name="ip-literal-encrypt", transport={"example.test": "smtp:[{mx1.addr}]"}, dns=[],
+             level="encrypt", expect=SENT),
+        dict(name="ip-literal-verify-dns-cert", transport={"example.test": "smtp:[{mx1.addr}]"}, dns=[],
+             level="verify", expect=NOT_VERIFIED),
+        dict(name="ip-literal-policy-key", transport={"example.test": "smtp:[{mx1.addr}]"}, dns=[], cert=None,
+             policy=["[{mx1.addr}] encrypt"],
+             expect=("deferred", "4.7.4", "TLS is required, but was not offered by host {mx1.addr}[{mx1.addr}]")),
+        dict(name="policy-comments-and-continuation", cert={"dns": ["example.test"]},
+             policy=["# a comment", "example.test secure", "    match=nexthop", ""], expect=SENT),
+        dict(name="main-fingerprint-list-pipe-not-separator", policy=["example.test fingerprint"],
+             main={"smtp_tls_fingerprint_cert_match": f"{NOMATCH}|$FP(mx1 cert sha256)"}, expect=CONFIG),
+        dict(name="fp-wrong-length-plus-good", policy=["example.test fingerprint match=$FP(mx1 cert md5)|"
+                                                       "$FP(mx1 cert sha256)"], expect=SENT),
+        dict(name="secure-main-cert-match-nexthop", level="secure", cert={"dns": ["mx1.example.test"]},
+             main={"smtp_tls_secure_cert_match": "nexthop"}, expect=NOT_VERIFIED),
+        dict(name="verify-trailing-dot-literal", cert={"dns": ["mx1.example.test"]},
+             policy=["example.test verify match=mx1.example.test."], expect=NOT_VERIFIED),
+        dict(name="secure-dot-literal-not-bare", cert={"dns": ["example.test"]},
+             policy=["example.test secure match=.example.test"], expect=NOT_VERIFIED),
+    ],
+    # STARTTLS reply texts and DSNs, EHLO keyword case, next-hop keys with ports, names.
+    "RepliesAndKeys": [
+        dict(name="encrypt-starttls-454-no-enhanced-code", level="encrypt",
+             behaviour={"starttls_reply": "454 TLS not available"},
+             expect=("deferred", "4.0.0", "TLS is required, but host mx1.example.test[{mx1.addr}] "
+                                          "refused to start TLS: 454 TLS not available")),
+        dict(name="encrypt-starttls-554-no-enhanced-code", level="encrypt",
+             behaviour={"starttls_reply": "554 Go away"}, expect=("bounced", "5.0.0")),
+        dict(name="encrypt-starttls-454-class-mismatch", level="encrypt",
+             behaviour={"starttls_reply": "454 5.7.0 odd code"}, expect=("deferred", "4.0.0")),
+        dict(name="encrypt-starttls-multiline-454", level="encrypt",
+             behaviour={"starttls_reply": "454-4.7.0 first line\r\n454 4.7.0 second line"},
+             expect=("deferred", "4.7.0", "TLS is required, but host mx1.example.test[{mx1.addr}] "
+                                          "refused to start TLS: 454")),
+        dict(name="encrypt-lowercase-starttls-keyword", level="encrypt",
+             behaviour={"replies": {"EHLO": "250-mx1.example.test\r\n250-starttls\r\n250 8BITMIME"}},
+             expect=SENT),
+        dict(name="relayhost-domain-port-key-not-domain", cert=None, main={"relayhost": "example.test:25"},
+             policy=["example.test encrypt"], expect=SENT),
+        dict(name="relayhost-domain-port-key", cert=None, main={"relayhost": "example.test:25"},
+             policy=["example.test:25 encrypt"], expect=NOT_OFFERED),
+        dict(name="relayhost-domain-port-secure-nexthop", main={"relayhost": "example.test:25"},
+             cert={"dns": ["example.test"]}, policy=["example.test:25 secure match=nexthop"], expect=SENT),
+        dict(name="relayhost-service-name-port-key", cert=None, main={"relayhost": "[mx1.example.test]:smtp"},
+             dns=[], policy=["[mx1.example.test]:smtp encrypt"], expect=NOT_OFFERED),
+        dict(name="mx-name-case-from-dns", level="verify",
+             dns=[("example.test", "MX", "10 MX1.Example.TEST.")], expect=SENT),
+        dict(name="match-keywords-case-insensitive", cert={"dns": ["mx1.example.test"]},
+             policy=["example.test secure match=NEXTHOP:Dot-Nexthop"], expect=SENT),
+        dict(name="policy-servername-literal", policy=["example.test encrypt servername=sni.other.test"],
+             sni="sni.other.test", expect=SENT),
+        dict(name="fp-sha256-value-under-sha1-digest", main={"smtp_tls_fingerprint_digest": "sha1"},
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=NOT_VERIFIED),
+        dict(name="nextmx-three-hosts-last-reason",  level="verify",
+             peers={"mx1": {"names": ["mx1.example.test"], "cert": {"dns": ["wrong.test"]}},
+                    "mx2": {"names": ["mx2.example.test"], "cert": {"dns": ["mx2.example.test"]},
+                            "behaviour": {"tls_break": True}},
+                    "mx3": {"names": ["mx3.example.test"], "cert": {"dns": ["mx3.example.test"]},
+                            "behaviour": {"starttls_reply": "454 4.7.0 later"}}},
+             dns=[("example.test", "MX", "10 mx1.example.test."), ("example.test", "MX", "20 mx2.example.test."),
+                  ("example.test", "MX", "30 mx3.example.test.")],
+             expect=("deferred", "4.7.0", "TLS is required, but host mx3.example.test[{mx3.addr}] refused")),
+        dict(name="nextmx-first-fingerprint-mismatch", policy=["example.test fingerprint match=$FP(mx2 pkey sha256)"],
+             **two_mx({"cert": GOOD}, {"cert": {"dns": ["mx2.example.test"]}}), expect=SENT),
+    ],
 }
 
 
@@ -355,6 +491,7 @@ SCENARIOS: dict[str, list[dict]] = {
 
 ROW_ONLY = ("expect", "cert", "behaviour", "level", "sni", "xfail")
 FP_RX = re.compile(r"\$FP\((\w+) (cert|pkey) (\w+)((?: \w+)*)\)")
+PATH_RX = re.compile(r"\$PATH\(([\w-]+)\)")
 ADJ_RX = re.compile(r"\b(Anonymous|Untrusted|Trusted|Verified) TLS connection established to (\S+?):(\d+):")
 
 
@@ -383,8 +520,18 @@ def make_scenario(row: dict) -> dict:
             value = value.replace(":", "")
         return value
 
-    sc["policy"] = [FP_RX.sub(fp, line) for line in sc.get("policy", [])]
-    sc["main"] = {k: FP_RX.sub(fp, str(v)) for k, v in main.items()}
+    def path(m: re.Match) -> str:
+        what, p = m.group(1), pki.get_pki()
+        if what in sc["peers"]:
+            return str(p.leaf(**sc["peers"][what]["cert"]).cert_path)
+        return str({"root": p.root, "intermediate": p.intermediate,
+                    "unknown-root": p.unknown_root}[what].cert_path)
+
+    def expand(text: str) -> str:
+        return PATH_RX.sub(path, FP_RX.sub(fp, text))
+
+    sc["policy"] = [expand(line) for line in sc.get("policy", [])]
+    sc["main"] = {k: expand(str(v)) for k, v in main.items()}
     return sc
 
 
@@ -394,16 +541,17 @@ def tls_lines(outcome) -> list[tuple[str, str]]:
     for m in ADJ_RX.finditer(outcome.log):
         where = f"{m.group(2)}:{m.group(3)}"
         for name, addr in outcome.addresses.items():
-            where = where.replace(f"[{addr}]", f"[{{{name}.addr}}]")
+            where = re.sub(rf"(?<![\d.]){re.escape(addr)}(?![\d])", f"{{{name}.addr}}", where)
         out.append((m.group(1), where))
     return out
 
 
 def peer_view(outcome) -> dict:
-    """What each peer saw: per session (STARTTLS sent, TLS up, SNI), and messages."""
+    """What each peer saw: per session (STARTTLS sent, TLS up, version, SNI), and messages."""
     view = {}
     for name, peer in outcome.peers.items():
-        sessions = [("STARTTLS" in [c.upper() for c in s.commands], s.tls, s.sni) for s in peer.sessions]
+        sessions = [("STARTTLS" in [c.upper() for c in s.commands], s.tls, s.tls_version, s.sni)
+                    for s in peer.sessions]
         view[name] = {"sessions": sessions, "messages": len(peer.messages)}
     return view
 
