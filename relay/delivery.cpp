@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -130,6 +131,7 @@ struct Pending {
 };
 
 struct SessionOutcome {
+    std::unique_ptr<smtp::ClientConnection> conn;  // after the transaction: cache or QUIT
     bool connected = false;
     std::string connect_error;  // "connect to H[A]:P: why"
     bool past_tls = false;      // counts towards the session limit
@@ -152,15 +154,34 @@ asio::awaitable<SessionOutcome> one_session(DeliveryContext& ctx, const Target& 
     smtp::ClientOptions opts;
     opts.helo_name = ctx.config.delivery.helo_name.empty() ? ctx.config.server.hostname
                                                             : ctx.config.delivery.helo_name;
-    smtp::ClientConnection conn(std::move(*socket), server, opts);
+    out.conn = std::make_unique<smtp::ClientConnection>(std::move(*socket), server, opts);
     results.clear();
-    out.failure = co_await conn.open(plan);
+    out.failure = co_await out.conn->open(plan);
     if (!out.failure) {
         out.past_tls = true;
-        out.failure = co_await conn.send(msg, results);
-        co_await conn.quit();
+        out.failure = co_await out.conn->send(msg, results);
     }
     co_return out;
+}
+
+smtp::OutboundMessage outbound(const Attempt& at, const std::vector<std::size_t>& pending,
+                               const std::string& content) {
+    std::vector<std::string> rcpts;
+    for (auto i : pending) rcpts.push_back(at.env.recipients[i].address);
+    return smtp::OutboundMessage{at.env.sender, rcpts, &content, at.env.smtputf8, at.env.eight_bit};
+}
+
+// After a transaction: keep the connection for the next message to this next hop,
+// or end it politely.
+asio::awaitable<void> release(DeliveryContext& ctx, const std::string& key,
+                              std::unique_ptr<smtp::ClientConnection>& conn,
+                              const std::optional<smtp::Failure>& failure, unsigned uses) {
+    if (!conn) co_return;
+    if (ctx.cache && conn->usable() && !failure) {
+        ctx.cache->put(key, std::move(conn), uses);
+        co_return;
+    }
+    co_await conn->quit();
 }
 
 // Postfix 1.4: a failed handshake at "may" is retried in plaintext once the message
@@ -171,52 +192,15 @@ bool plaintext_retry_ok(const DeliveryContext& ctx, const Attempt& at, const smt
 
 asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Group& g,
                                     const std::string& content) {
-    Route route = co_await resolve_route(ctx.resolver, g.hop, ctx.self);
-    if (route.error) {
-        for (auto i : g.rcpts)
-            at.finish(i, "none", route.error->dsn, route.error->reason, false, route.error->hard());
-        co_return;
-    }
     std::vector<std::size_t> pending = g.rcpts;
     std::string last_relay = "none", last_dsn = "4.3.0", last_reason = "server unavailable or unable to receive mail";
     unsigned sessions = 0;
-    for (std::size_t n = 0; n < route.targets.size() && !pending.empty(); ++n) {
-        const Target& t = route.targets[n];
-        bool final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
-        smtp::ServerId server{t.hostname, t.address, t.port};
-        smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
-        if (plan.invalid) {  // Postfix skips the address without connecting
-            for (const auto& w : plan.warnings) support::log_warning("smtp", w);
-            support::log_warning("smtp", "TLS policy lookup for " + g.hop.text + "/" + t.hostname +
-                                             ": client TLS configuration problem");
-            last_relay = "none";
-            last_dsn = "4.7.5";
-            last_reason = "client TLS configuration problem";
-            continue;
-        }
-        for (const auto& w : plan.warnings) support::log_warning("smtp", w);
-        std::vector<std::string> rcpts;
-        for (auto i : pending) rcpts.push_back(at.env.recipients[i].address);
-        smtp::OutboundMessage msg{at.env.sender, rcpts, &content, at.env.smtputf8, at.env.eight_bit};
-        std::vector<smtp::RecipientResult> results;
-        SessionOutcome outcome = co_await one_session(ctx, t, server, plan, msg, results);
-        if (outcome.failure && outcome.failure->handshake_failed && plaintext_retry_ok(ctx, at, plan)) {
-            // Postfix's PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE: same address, no TLS.
-            support::log_info("smtp", at.env.id + ": " + outcome.failure->reason);
-            plan.level = tls::Level::none;
-            outcome = co_await one_session(ctx, t, server, plan, msg, results);
-        }
-        if (!outcome.connected) {
-            last_relay = "none";
-            last_dsn = "4.4.1";
-            last_reason = outcome.connect_error;
-            continue;
-        }
-        at.connected = Clock::now();
-        std::optional<smtp::Failure>& failure = outcome.failure;
-        if (outcome.past_tls) ++sessions;
+    bool final_server = false;
+    // Records what one session said about each pending recipient; soft answers on a
+    // server that is not the last one stay pending for the next.
+    auto settle = [&](const std::optional<smtp::Failure>& failure, std::vector<smtp::RecipientResult>& results,
+                      const std::string& relay) {
         results.resize(pending.size());
-        std::string relay = server.name_addr_port();
         std::vector<std::size_t> still;
         for (std::size_t k = 0; k < pending.size(); ++k) {
             auto& r = results[k];
@@ -233,6 +217,64 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
             }
         }
         pending = std::move(still);
+    };
+    if (ctx.cache) {
+        if (auto conn = ctx.cache->take(g.hop.text)) {  // an open connection to this next hop
+            unsigned uses = ctx.cache->uses_of(conn.get()) + 1;
+            std::vector<smtp::RecipientResult> results;
+            smtp::OutboundMessage msg = outbound(at, pending, content);
+            std::optional<smtp::Failure> failure = co_await conn->send(msg, results);
+            bool went_away = failure && !conn->usable() && failure->dsn == "4.4.2" &&
+                             std::all_of(results.begin(), results.end(),
+                                         [](const auto& r) { return r.state == State::pending; });
+            if (!went_away) {  // a server that closed an idle connection: just connect anew
+                at.connected = Clock::now();
+                settle(failure, results, conn->server().name_addr_port() + ", conn_use=" + std::to_string(uses));
+            }
+            co_await release(ctx, g.hop.text, conn, failure, uses);
+        }
+    }
+    if (pending.empty()) co_return;  // the cached connection took it all: no DNS needed
+    Route route = co_await resolve_route(ctx.resolver, g.hop, ctx.self);
+    if (route.error) {
+        for (auto i : pending)
+            at.finish(i, "none", route.error->dsn, route.error->reason, false, route.error->hard());
+        co_return;
+    }
+    for (std::size_t n = 0; n < route.targets.size() && !pending.empty(); ++n) {
+        const Target& t = route.targets[n];
+        final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
+        smtp::ServerId server{t.hostname, t.address, t.port};
+        smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
+        if (plan.invalid) {  // Postfix skips the address without connecting
+            for (const auto& w : plan.warnings) support::log_warning("smtp", w);
+            support::log_warning("smtp", "TLS policy lookup for " + g.hop.text + "/" + t.hostname +
+                                             ": client TLS configuration problem");
+            last_relay = "none";
+            last_dsn = "4.7.5";
+            last_reason = "client TLS configuration problem";
+            continue;
+        }
+        for (const auto& w : plan.warnings) support::log_warning("smtp", w);
+        smtp::OutboundMessage msg = outbound(at, pending, content);
+        std::vector<smtp::RecipientResult> results;
+        SessionOutcome outcome = co_await one_session(ctx, t, server, plan, msg, results);
+        if (outcome.failure && outcome.failure->handshake_failed && plaintext_retry_ok(ctx, at, plan)) {
+            // Postfix's PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE: same address, no TLS.
+            support::log_info("smtp", at.env.id + ": " + outcome.failure->reason);
+            plan.level = tls::Level::none;
+            outcome = co_await one_session(ctx, t, server, plan, msg, results);
+        }
+        if (!outcome.connected) {
+            last_relay = "none";
+            last_dsn = "4.4.1";
+            last_reason = outcome.connect_error;
+            continue;
+        }
+        at.connected = Clock::now();
+        if (outcome.past_tls) ++sessions;
+        settle(outcome.failure, results, server.name_addr_port());
+        co_await release(ctx, g.hop.text, outcome.conn, outcome.failure, 1);
         if (sessions >= mx_session_limit) break;
     }
     for (auto i : pending) at.finish(i, last_relay, last_dsn, last_reason, false, false);

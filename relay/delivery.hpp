@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
 #include "queue/queue.hpp"
+#include "relay/connection_cache.hpp"
 #include "smtp/client_session.hpp"
 
 namespace tlsrelay::relay {
@@ -26,6 +27,7 @@ struct DeliveryContext {
     std::vector<boost::asio::ip::tcp::endpoint> self;
     // Builds the TLS plan for (next hop, server); the default uses the main level.
     std::function<smtp::TlsPlan(const std::string& nexthop, const smtp::ServerId& server)> plan;
+    ConnectionCache* cache = nullptr;  // null: every delivery opens its own connection
 };
 
 struct AttemptTimes {

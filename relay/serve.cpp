@@ -118,7 +118,8 @@ int run_serve(const Args& args) {
     if (!client_tls) support::log_warning("smtp", error + ": disabling TLS support");
     auto planner = std::make_unique<TlsPlanner>(*cfg, client_tls.get());
     for (const auto& p : planner->problems()) support::log_warning("smtp", p.to_string());
-    DeliveryContext delivery{*cfg, *resolver, client_tls.get(), {}, {}};
+    ConnectionCache connections(io.get_executor());
+    DeliveryContext delivery{*cfg, *resolver, client_tls.get(), {}, {}, &connections};
     delivery.plan = [&](const std::string& nexthop, const smtp::ServerId& s) {
         return planner->plan(nexthop, s);
     };
@@ -138,6 +139,7 @@ int run_serve(const Args& args) {
         support::log_info("master", "terminating on signal " + std::to_string(sig));
         server.stop();
         scheduler.stop();
+        connections.close_all();
         hup.cancel();
     });
     // Contexts replaced by a reload stay alive: a connection may still be about to use one.
