@@ -28,7 +28,7 @@ SENDER = "sender@sender.test"
 NUM = r"(?:\d+|\d+\.\d{1,2})"
 STATUS_RX = re.compile(
     r"tlsrelay/smtp\[\d+\]: (?P<queue_id>[0-9A-Za-z]+): to=<(?P<to>[^>]*)>,"
-    r" relay=(?P<relay>[^,]+), delay=(?P<delay>" + NUM + r"),"
+    r" relay=(?P<relay>[^,]+),(?: conn_use=\d+,)? delay=(?P<delay>" + NUM + r"),"
     r" delays=(?P<delays>" + NUM + "/" + NUM + "/" + NUM + "/" + NUM + r"),"
     r" dsn=(?P<dsn>[245]\.\d{1,3}\.\d{1,3}), status=(?P<status>sent|deferred|bounced)"
     r" \((?P<reason>.*)\)$")
@@ -151,13 +151,20 @@ class DeliveryCase(WorldTestCase):
         self.assertIn(relay.hostname.encode(), received)
         self.assertEqual(rest, body, "the peer received other bytes than were submitted")
 
-    def recipient_state(self, relay, qid: str, rcpt: str) -> dict:
-        for m in relay.queue():
-            if m["id"] == qid:
-                for r in m["recipients"]:
-                    if r["address"] == rcpt:
-                        return r
-        raise AssertionError(f"{qid} <{rcpt}> not in the queue: {relay.queue()!r}")
+    def recipient_state(self, relay, qid: str, rcpt: str, status: str | None = None,
+                        timeout: float = 5.0) -> dict:
+        """The recipient's row in `queue list --json`. With status, waits (bounded) until
+        the row shows it: the spool is updated just after the status line is logged."""
+        deadline = time.monotonic() + timeout
+        while True:
+            queue = relay.queue()
+            row = next((r for m in queue if m["id"] == qid for r in m["recipients"]
+                        if r["address"] == rcpt), None)
+            if row is not None and (status is None or row["status"] == status):
+                return row
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{qid} <{rcpt}> not {status or 'queued'} within {timeout}s: {queue!r}")
+            time.sleep(0.05)  # polling the spool through the CLI: there is no event to wait on
 
 
 # ------------------------------------------------------------------------------------------
@@ -189,6 +196,21 @@ class MxRouting(DeliveryCase):
         self.assertEqual(sess.ended, "QUIT")
         for r in rcpts:  # one status line per recipient per attempt
             self.assertEqual(len(self.statuses(relay, qid, r)), 1, relay.log_text())
+
+    def test_lines_over_998_octets_are_folded_as_postfix_does(self):
+        """Lines longer than 998 octets are broken with CRLF SPACE (smtp_line_length_limit), dot-stuffed before counting, as Postfix 3.7 sends them."""
+        self.mx("example.test", "10 mx1.example.test.")
+        peer = self.peer("mx1.example.test")
+        relay = self.relay()
+        head = b"From: <sender@sender.test>\r\nTo: <user@example.test>\r\nSubject: long lines\r\n\r\n"
+        body = head + b"x" * 1500 + b"\r\n.y" + b"z" * 1200 + b"\r\nend\r\n"
+        qid = submit(relay, body)
+        [msg] = peer.wait_for_messages(1)
+        self.status(relay, qid, "user@example.test", "sent")
+        # what the Postfix 3.7 oracle's smtp(8) delivered for the same lines
+        expected = (head + b"x" * 998 + b"\r\n " + b"x" * 502 + b"\r\n.y" + b"z" * 996 + b"\r\n " + b"z" * 204
+                    + b"\r\nend\r\n")
+        self.assertEqual(split_received(msg.data)[1], expected)
 
     def test_helo_fallback_when_ehlo_is_refused(self):
         """A server that rejects EHLO gets HELO and the mail."""
@@ -273,7 +295,8 @@ class MxRouting(DeliveryCase):
         self.assertStatus(self.status(relay, qid, "user@other.test"), f"mx1.other.test[{other.host}]:25",
                           "4.7.1", "deferred", f"host mx1.other.test[{other.host}] refused to talk to me: "
                           "554 5.7.1 go away")
-        self.assertEqual([r["status"] for r in relay.queue()[0]["recipients"]], ["deferred", "deferred"])
+        for r in ("user@example.test", "user@other.test"):
+            self.assertEqual(self.recipient_state(relay, qid, r, "deferred")["attempts"], 1)
 
     def test_implicit_mx_uses_the_domains_address(self):
         """A domain without MX but with an A record is delivered to that address [64]."""
@@ -288,17 +311,19 @@ class MxRouting(DeliveryCase):
         self.assertTrue(self.dns.queried("implicit.test", "MX"))
 
     def test_equal_preferences_are_shuffled(self):
-        """Two MX hosts of equal preference both receive mail over 16 messages (Postfix randomizes)."""
-        self.mx("example.test", "10 mxa.example.test.", "10 mxb.example.test.")
+        """Two MX hosts of equal preference share the mail: 16 domains with the same pair of MX hosts do not all pick the same one."""
+        domains = [f"d{i}.test" for i in range(16)]
+        for d in domains:  # one next hop each, so no cached connection is reused across them
+            self.mx(d, "10 mxa.example.test.", "10 mxb.example.test.")
         a = self.peer("mxa.example.test")
         b = self.peer("mxb.example.test")
         relay = self.relay()
-        qids = [submit(relay, content(f"shuffle{i}")) for i in range(16)]
-        for q in qids:
-            self.status(relay, q, "user@example.test", "sent")
-        self.assertEqual(len(a.messages) + len(b.messages), 16)
+        rcpts = [f"user@{d}" for d in domains]
+        qid = submit(relay, content("shuffle"), rcpts=rcpts)
+        relays = [self.status(relay, qid, r, "sent")["relay"] for r in rcpts]
+        self.assertLessEqual(set(relays), {f"mxa.example.test[{a.host}]:25", f"mxb.example.test[{b.host}]:25"})
         # all 16 to one host by chance: probability 2**-15
-        self.assertTrue(a.messages and b.messages, (len(a.messages), len(b.messages)))
+        self.assertEqual(len(set(relays)), 2, relays)
 
     def test_address_limit_is_five(self):
         """Of seven MX hosts that all refuse connections only five addresses are tried; then deferred 4.4.1, relay=none [67]."""
@@ -370,7 +395,7 @@ class DnsOutcomes(DeliveryCase):
         self.assertStatus(self.status(relay, qid, "user@sf.example.test"), "none", "4.4.3", "deferred", reason)
         second = self.status(relay, qid, "user@sf.example.test", nth=2, timeout=6)
         self.assertStatus(second, "none", "4.4.3", "deferred", reason)
-        r = self.recipient_state(relay, qid, "user@sf.example.test")
+        r = self.recipient_state(relay, qid, "user@sf.example.test", "deferred")
         self.assertEqual((r["status"], r["last_dsn"], r["last_reason"]), ("deferred", "4.4.3", reason))
         self.assertGreaterEqual(r["attempts"], 2)
         self.assertNotIn("sender non-delivery notification", relay.log_text())
@@ -415,23 +440,57 @@ class DnsOutcomes(DeliveryCase):
                           "Host or domain name not found. Name service error for name=bad.example.test "
                           "type=MX: Host not found, try again")
         self.assertTrue(relay.running())
-        self.assertEqual(self.recipient_state(relay, qid, "user@bad.example.test")["status"], "deferred")
+        self.assertEqual(self.recipient_state(relay, qid, "user@bad.example.test", "deferred")["last_dsn"], "4.4.3")
+
+    def self_relay(self):
+        """A relay that also listens on port 25 of an address of its own (self-detection is
+        done on port 25 only); returns (relay, that address)."""
+        own = self.world.ports.address("127.0.3")
+        relay = self.relay(start=False, delivery={"port": 25}, queue={"retry_min": "1h", "retry_max": "1h"})
+        relay.config["server"]["listen"] = [f"{relay.host}:{relay.port}", f"{own}:25"]
+        return relay.start(), own
+
+    def assertNeverConnectedToItself(self, relay):
+        # the only SMTP client the relay ever saw is the test's submission
+        self.assertEqual(len(re.findall(r"tlsrelay/smtpd\[\d+\]: connect from ", relay.log_text())), 1,
+                         relay.log_text())
 
     def test_mx_pointing_at_the_relay_itself_bounces_546(self):
-        """An MX that resolves to the relay's own listening address:25 bounces 5.4.6 'loops back to myself' [65]."""
-        own = self.world.ports.address("127.0.3")
-        self.mx("loop.test", "10 mx.loop.test.")
-        self.dns.add("mx.loop.test", "A", own)
-        relay = self.relay(start=False, delivery={"port": 25})
-        relay.config["server"]["listen"] = [f"{relay.host}:{relay.port}", f"{own}:25"]
-        relay.start()
+        """The best MX resolving to the relay's own listening address:25 bounces 5.4.6 'loops back to myself' [65]."""
+        self.mx("loop.test", "10 self.loop.test.", "20 mx1.loop.test.")
+        mx1 = self.peer("mx1.loop.test")
+        relay, own = self.self_relay()
+        self.dns.add("self.loop.test", "A", own)
         qid = submit(relay, content("loop"), sender="", rcpts=["user@loop.test"])
         self.assertStatus(self.status(relay, qid, "user@loop.test"), "none", "5.4.6", "bounced",
                           "mail for loop.test loops back to myself")
         self.wait_removed(relay, qid)
-        # the only SMTP client the relay ever saw is the test's submission, never itself
-        self.assertEqual(len(re.findall(r"tlsrelay/smtpd\[\d+\]: connect from ", relay.log_text())), 1,
-                         relay.log_text())
+        self.assertNeverConnectedToItself(relay)
+        self.assertEqual(mx1.sessions, [], "MX hosts not better than ourselves are dropped")
+
+    def test_relay_as_secondary_mx_delivers_to_the_primary(self):
+        """When the relay is a secondary MX it delivers to the better MX and never to itself (as Postfix 3.7)."""
+        self.mx("loop.test", "10 mx1.loop.test.", "20 self.loop.test.")
+        mx1 = self.peer("mx1.loop.test")
+        relay, own = self.self_relay()
+        self.dns.add("self.loop.test", "A", own)
+        qid = submit(relay, content("secondary"), rcpts=["user@loop.test"])
+        mx1.wait_for_messages(1)
+        self.assertStatus(self.status(relay, qid, "user@loop.test"), f"mx1.loop.test[{mx1.host}]:25",
+                          "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        self.assertNeverConnectedToItself(relay)
+
+    def test_no_primary_address_with_the_relay_as_secondary_defers_444(self):
+        """Best MX without an address and the relay the next: deferred 4.4.4 'unable to find primary relay' (as Postfix 3.7)."""
+        self.mx("loop.test", "5 gone.loop.test.", "10 self.loop.test.", "20 mx1.loop.test.")
+        mx1 = self.peer("mx1.loop.test")
+        relay, own = self.self_relay()
+        self.dns.add("self.loop.test", "A", own)
+        qid = submit(relay, content("noprimary"), rcpts=["user@loop.test"])
+        self.assertStatus(self.status(relay, qid, "user@loop.test"), "none", "4.4.4", "deferred",
+                          "unable to find primary relay for loop.test")
+        self.assertNeverConnectedToItself(relay)
+        self.assertEqual(mx1.sessions, [])
 
 
 class DnsTimeout(DeliveryCase):
@@ -444,7 +503,7 @@ class DnsTimeout(DeliveryCase):
         self.assertStatus(self.status(relay, qid, "user@slow.example.test", timeout=40), "none", "4.4.3",
                           "deferred", "Host or domain name not found. Name service error for "
                           "name=slow.example.test type=MX: Host not found, try again")
-        r = self.recipient_state(relay, qid, "user@slow.example.test")
+        r = self.recipient_state(relay, qid, "user@slow.example.test", "deferred")
         self.assertEqual((r["status"], r["last_dsn"]), ("deferred", "4.4.3"))
 
 
@@ -676,7 +735,7 @@ class Replies(DeliveryCase):
         self.assertStatus(self.status(relay, qid, "user@example.test"), relay_field, "4.3.0", "deferred",
                           f"host mx1.example.test[{peer.host}] said: 451 4.3.0 Error: queue file write error "
                           "(in reply to end of DATA command)")
-        self.assertEqual(self.recipient_state(relay, qid, "user@example.test")["status"], "deferred")
+        self.assertEqual(self.recipient_state(relay, qid, "user@example.test", "deferred")["status"], "deferred")
         peer.replies.pop("DOT")
         self.assertStatus(self.status(relay, qid, "user@example.test", "sent", timeout=8), relay_field,
                           "2.0.0", "sent", "250 2.0.0 Ok: queued")
@@ -693,7 +752,7 @@ class Replies(DeliveryCase):
                           f"[{peer.host}]:25", "4.4.2", "deferred",
                           f"lost connection with mx1.example.test[{peer.host}] while sending end of data"
                           " -- message may be sent more than once")
-        self.assertEqual(self.recipient_state(relay, qid, "user@example.test")["status"], "deferred")
+        self.assertEqual(self.recipient_state(relay, qid, "user@example.test", "deferred")["status"], "deferred")
         peer.drop.clear()
         self.assertStatus(self.status(relay, qid, "user@example.test", "sent", timeout=8),
                           f"mx1.example.test[{peer.host}]:25", "2.0.0", "sent", "250 2.0.0 Ok: queued")
@@ -812,7 +871,7 @@ class StartTls(DeliveryCase):
             self.assertFalse([c for c in sess.commands if c.upper().startswith(("MAIL", "RCPT", "DATA"))],
                              sess.commands)
         self.assertEqual(peer.messages, [])
-        self.assertEqual(self.recipient_state(relay, qid, "user@example.test")["last_dsn"], "4.7.4")
+        self.assertEqual(self.recipient_state(relay, qid, "user@example.test", "deferred")["last_dsn"], "4.7.4")
 
 
 # ------------------------------------------------------------------------------------------

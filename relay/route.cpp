@@ -73,12 +73,25 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
         for (const auto& addr : a.addresses) route.targets.push_back({h.host, addr, hop.port, h.preference});
     }
     shuffle_equal_preferences(route.targets);
+    // Postfix (smtp_addr.c smtp_find_self/smtp_truncate_self): when we are one of the MX
+    // hosts, only better MX hosts are candidates. None left: the mail loops back to us,
+    // unless a better MX exists that has no address (then it waits for that primary).
+    std::optional<int> self_pref;
     for (const auto& t : route.targets)
-        if (is_self(t, self)) {
-            route.targets.clear();
-            route.error = RouteError{"5.4.6", "mail for " + hop.domain + " loops back to myself"};
+        if (is_self(t, self) && (!self_pref || t.preference < *self_pref)) self_pref = t.preference;
+    if (self_pref) {
+        int best_found = route.targets.front().preference;  // sorted by preference
+        int best_pref = best_found;
+        for (const auto& h : hosts)
+            if (!h.host.empty()) best_pref = std::min<int>(best_pref, h.preference);
+        std::erase_if(route.targets, [&](const Target& t) { return t.preference >= *self_pref; });
+        if (route.targets.empty()) {
+            route.error = best_pref != best_found
+                              ? RouteError{"4.4.4", "unable to find primary relay for " + hop.domain}
+                              : RouteError{"5.4.6", "mail for " + hop.domain + " loops back to myself"};
             co_return route;
         }
+    }
     if (route.targets.size() > mx_address_limit) route.targets.resize(mx_address_limit);
     if (route.targets.empty() && !implicit)
         support::log_warning("smtp", "no MX host for " + hop.domain + " has a valid address record");
