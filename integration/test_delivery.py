@@ -892,6 +892,9 @@ class Scheduling(DeliveryCase):
         body = content("flush")
         qid = submit(relay, body)
         self.status(relay, qid, "user@example.test", "deferred")
+        # the attempt is over once its state is in the spool; a flush before that races
+        # with the daemon's own update (as postqueue -f does not touch an active message)
+        self.recipient_state(relay, qid, "user@example.test", "deferred")
         peer.replies.pop("RCPT")
         mark = relay.log_mark()
         t0 = time.monotonic()
