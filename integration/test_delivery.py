@@ -704,6 +704,35 @@ class Replies(DeliveryCase):
                           "(in reply to end of DATA command)")
         self.wait_removed(relay, qid)
 
+    def test_lost_connection_at_each_stage_defers_442(self):
+        """A server that closes at the banner, after EHLO or after RCPT: deferred 4.4.2 'lost connection ... while <stage>' (texts as Postfix 3.7)."""
+        stages = {"CONNECT": "receiving the initial server greeting", "EHLO": "performing the EHLO handshake",
+                  "RCPT": "sending RCPT TO"}
+        peers, rcpts = {}, []
+        for stage in stages:
+            d = f"{stage.lower()}.test"
+            self.mx(d, f"10 mx.{d}.")
+            peers[stage] = self.peer(f"mx.{d}", drop=[stage])
+            rcpts.append(f"user@{d}")
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("drops"), rcpts=rcpts)
+        for (stage, what), rcpt in zip(stages.items(), rcpts):
+            host = peers[stage].host
+            d = rcpt.split("@")[1]
+            self.assertStatus(self.status(relay, qid, rcpt), f"mx.{d}[{host}]:25", "4.4.2", "deferred",
+                              f"lost connection with mx.{d}[{host}] while {what}")
+            self.assertEqual(peers[stage].messages, [])
+
+    def test_5xx_to_data_bounces(self):
+        """554 to the DATA command bounces with 'in reply to DATA command'; no message data is sent."""
+        mx1 = self.peer("mx1.example.test", replies={"DATA": "554 5.5.1 no data for you"})
+        relay = self.relay()
+        qid = submit(relay, content("data554"), sender="")
+        self.assertStatus(self.status(relay, qid, "user@example.test"), f"mx1.example.test[{mx1.host}]:25",
+                          "5.5.1", "bounced", f"host mx1.example.test[{mx1.host}] said: 554 5.5.1 no data for you "
+                          "(in reply to DATA command)")
+        self.assertNotIn(".", mx1.wait_for_sessions(1)[0].commands)
+
     def test_452_defers_the_excess_recipient_until_the_next_attempt(self):
         """452 4.5.3 to the second RCPT: the first is sent, the second deferred and sent by the retry; each exactly once [69]."""
         peer = self.peer("mx1.example.test", rcpt_limit=1)
