@@ -935,6 +935,32 @@ class Scheduling(DeliveryCase):
                           f"mx1.example.test[{peer.host}]:25", "2.0.0", "sent", "250 2.0.0 Ok: queued")
         self.assertDelivered(msg, body, SENDER, ["user@example.test"], relay)
 
+    def test_backoff_doubles_from_retry_min_up_to_retry_max(self):
+        """Deferred attempts are retried after retry_min, then twice as long each time, never longer than retry_max (1s, 2s, 4s, 4s)."""
+        self.dns.fail("sf.example.test", "MX", "SERVFAIL")
+        relay = self.relay(queue={"retry_min": "1s", "retry_max": "4s"})
+        rcpt = "user@sf.example.test"
+        qid = submit(relay, content("backoff"), rcpts=[rcpt])
+        waits = []
+        for n in range(1, 5):
+            st = self.status(relay, qid, rcpt, nth=n, timeout=10)
+            self.assertEqual((st["dsn"], st["status"]), ("4.4.3", "deferred"), st["line"])
+            deadline = time.monotonic() + 5
+            while True:  # the spool row of this attempt (written right after its status line)
+                row = self.recipient_state(relay, qid, rcpt)
+                if row["attempts"] >= n or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)  # polling the spool through the CLI: there is no event to wait on
+            self.assertEqual(row["attempts"], n, row)
+            # next attempt, relative to the second the attempt was logged in
+            logged = time.mktime(time.strptime(f"{time.localtime().tm_year} {st['line'][:15]}",
+                                               "%Y %b %d %H:%M:%S"))
+            waits.append(int(row["next_attempt"] - logged))
+        # the log second may be one later than the one the next attempt was computed from
+        for got, want in zip(waits, [1, 2, 4, 4]):
+            self.assertIn(got, (want - 1, want), waits)
+        self.assertNotEqual(waits, [1, 2, 3, 4], "doubling, not linear growth")
+
     def test_expiry_at_max_lifetime_bounces_to_the_sender(self):
         """A recipient still deferred after queue.max_lifetime is returned to the sender ('status=expired')."""
         peer = self.peer("mx1.example.test", replies={"RCPT": "451 4.3.0 try later"})
