@@ -26,6 +26,5 @@ int run_queue(const Args& args);
 int run_check_config(const Args& args);
 int run_probe(const Args& args);
 
-std::string json_string(std::string_view text);
 
 }  // namespace tlsrelay::relay

@@ -5,6 +5,7 @@
 
 #include "queue/queue.hpp"
 #include "relay/cli.hpp"
+#include "support/log.hpp"
 
 namespace tlsrelay::relay {
 namespace {
@@ -29,17 +30,17 @@ void print_json(const std::vector<queue::Envelope>& list) {
     std::cout << "[";
     bool first = true;
     for (const auto& e : list) {
-        std::cout << (first ? "\n" : ",\n") << "  {\"id\": " << json_string(e.id)
+        std::cout << (first ? "\n" : ",\n") << "  {\"id\": " << support::json_string(e.id)
                   << ", \"arrival\": " << e.arrival_us / 1000000 << ", \"size\": " << e.size
-                  << ", \"sender\": " << json_string(e.sender)
+                  << ", \"sender\": " << support::json_string(e.sender)
                   << ", \"held\": " << (e.held ? "true" : "false") << ", \"recipients\": [";
         for (std::size_t i = 0; i < e.recipients.size(); ++i) {
             const auto& r = e.recipients[i];
-            std::cout << (i ? ", " : "") << "{\"address\": " << json_string(r.address)
-                      << ", \"status\": " << json_string(recipient_status(e, r))
+            std::cout << (i ? ", " : "") << "{\"address\": " << support::json_string(r.address)
+                      << ", \"status\": " << support::json_string(recipient_status(e, r))
                       << ", \"attempts\": " << r.attempts << ", \"next_attempt\": " << r.next_attempt
-                      << ", \"last_dsn\": " << json_string(r.last_dsn)
-                      << ", \"last_reason\": " << json_string(r.last_reason) << "}";
+                      << ", \"last_dsn\": " << support::json_string(r.last_dsn)
+                      << ", \"last_reason\": " << support::json_string(r.last_reason) << "}";
         }
         std::cout << "]}";
         first = false;

@@ -23,24 +23,6 @@ LogState& state() {
     return s;
 }
 
-void append_json_string(std::string& out, std::string_view text) {
-    out += '"';
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c >= 0x7f) {
-            static const char hex[] = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    out += '"';
-}
-
 void emit(std::string_view service, std::string_view severity, std::string_view text) {
     auto& s = state();
     std::string body;
@@ -65,18 +47,18 @@ void emit(std::string_view service, std::string_view severity, std::string_view 
         char stamp[40];
         std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S%z", &tm);
         line = "{\"time\":";
-        append_json_string(line, stamp);
+        line += json_string(stamp);
         line += ",\"host\":";
-        append_json_string(line, s.hostname);
+        line += json_string(s.hostname);
         line += ",\"service\":";
-        append_json_string(line, "tlsrelay/" + std::string(service));
+        line += json_string("tlsrelay/" + std::string(service));
         line += ",\"pid\":" + s.pid;
         if (!severity.empty()) {
             line += ",\"severity\":";
-            append_json_string(line, severity);
+            line += json_string(severity);
         }
         line += ",\"message\":";
-        append_json_string(line, printable(text));
+        line += json_string(printable(text));
         line += "}\n";
     } else {
         char stamp[32];
@@ -111,6 +93,24 @@ void log_warning(std::string_view service, std::string_view text) {
     emit(service, "warning", text);
 }
 void log_error(std::string_view service, std::string_view text) { emit(service, "error", text); }
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);  // UTF-8 passes through
+        }
+    }
+    return out + "\"";
+}
 
 std::string printable(std::string_view text) {
     std::string out(text);

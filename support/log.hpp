@@ -22,4 +22,7 @@ void log_error(std::string_view service, std::string_view text);    // "error: t
 // does before client-supplied text reaches a log line or a header.
 std::string printable(std::string_view text);
 
+// A JSON string literal for text (quotes included); control characters escaped.
+std::string json_string(std::string_view text);
+
 }  // namespace tlsrelay::support
