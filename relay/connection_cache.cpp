@@ -39,11 +39,11 @@ void ConnectionCache::put(const std::string& key, std::unique_ptr<smtp::ClientCo
         return;
     }
     std::uint64_t gen = ++next_generation_;
-    list.push_back({std::move(conn), uses, gen});
-    asio::co_spawn(ex_, [this, key, gen]() -> asio::awaitable<void> {
-        asio::steady_timer timer(ex_, idle_);
-        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        expire(key, gen);
+    auto timer = std::make_shared<asio::steady_timer>(ex_, idle_);
+    list.push_back({std::move(conn), uses, gen, timer});
+    asio::co_spawn(ex_, [this, key, gen, timer]() -> asio::awaitable<void> {
+        auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+        if (!ec) expire(key, gen);
     }, asio::detached);
 }
 
@@ -63,6 +63,10 @@ void ConnectionCache::expire(const std::string& key, std::uint64_t generation) {
     }
 }
 
-void ConnectionCache::close_all() { idle_conns_.clear(); }
+void ConnectionCache::close_all() {
+    for (auto& [key, list] : idle_conns_)
+        for (auto& e : list) e.idle_timer->cancel();
+    idle_conns_.clear();
+}
 
 }  // namespace tlsrelay::relay

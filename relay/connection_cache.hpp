@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -25,13 +26,14 @@ public:
     std::unique_ptr<smtp::ClientConnection> take(const std::string& key);
     void put(const std::string& key, std::unique_ptr<smtp::ClientConnection> conn, unsigned uses);
     unsigned uses_of(const smtp::ClientConnection* conn) const;
-    void close_all();  // shutdown: QUIT nothing, just drop
+    void close_all();  // shutdown: close at once (no QUIT), stop the idle timers
 
 private:
     struct Entry {
         std::unique_ptr<smtp::ClientConnection> conn;
         unsigned uses = 0;
         std::uint64_t generation = 0;
+        std::shared_ptr<boost::asio::steady_timer> idle_timer;
     };
     void expire(const std::string& key, std::uint64_t generation);
 
