@@ -16,7 +16,35 @@ namespace tlsrelay::relay {
 namespace {
 
 // Postfix's certificate-trouble log lines (src/tls/tls_verify.c tls_log_verify_error).
-std::string verify_log_line(long result, X509* cert, const std::string& where) {
+// Errors OpenSSL raises while building and checking the chain, before its name
+// check (x509_vfy.c verify_chain: build_chain, check_extensions, check_auth_level,
+// then check_id); validity, signature and DANE errors come after the name check.
+bool error_before_name_check(long e) {
+    switch (e) {
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+        case X509_V_ERR_INVALID_CA:
+        case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+        case X509_V_ERR_INVALID_PURPOSE:
+        case X509_V_ERR_CERT_UNTRUSTED:
+        case X509_V_ERR_CERT_REJECTED:
+        case X509_V_ERR_EE_KEY_TOO_SMALL:
+        case X509_V_ERR_CA_KEY_TOO_SMALL:
+        case X509_V_ERR_CA_MD_TOO_WEAK:
+            return true;
+        default:
+            return false;
+    }
+}
+
+std::string verify_log_line(long result, X509* cert, const std::string& where, bool at_ca = false) {
+    if (result == X509_V_ERR_DANE_NO_MATCH)  // reported at the top of the chain
+        return std::string(at_ca ? "CA" : "server") + " certificate verification failed for " + where +
+               ": num=" + std::to_string(result) + ":" + X509_verify_cert_error_string(result);
     std::string text = X509_verify_cert_error_string(result);
     switch (result) {
         case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
@@ -179,12 +207,22 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
         v.adjective = std::string(tls::to_string(d.adjective));
         v.detail = d.detail;
         bool checks = tls::match_required(policy.level);
-        if (cert && checks && f.verify_result != X509_V_OK && policy.level >= tls::Level::verify)
-            v.log_lines.push_back(verify_log_line(f.verify_result, cert, where));
-        else if (cert && checks && policy.level >= tls::Level::verify && !f.names_matched)
+        // The first error OpenSSL reports is the one Postfix logs: a name mismatch
+        // precedes expiry, signature and DANE errors, but not chain-building errors.
+        bool name_first = !f.names_matched && !error_before_name_check(f.verify_result);
+        STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);
+        bool at_ca = sent && sk_X509_num(sent) > 1;
+        if (cert && checks && f.verify_result != X509_V_OK && policy.level >= tls::Level::verify && !name_first) {
+            v.log_lines.push_back(verify_log_line(f.verify_result, cert, where, at_ca));
+        } else if (cert && checks && policy.level >= tls::Level::verify && !f.names_matched) {
+            std::vector<std::string> hosts;
+            for (const auto& n : f.reference_names)
+                if (!n.empty() && !tls::is_ip_reference(n)) hosts.push_back(n);
+            bool host_failed = !hosts.empty() && !tls::names_match(cert, hosts);
             v.log_lines.push_back("server certificate verification failed for " + where +
-                                  ": num=62:hostname mismatch");
-        else if (cert && policy.level == tls::Level::fingerprint && !f.fingerprint_matched)
+                                  (host_failed ? ": num=62:hostname mismatch" : ": num=64:IP address mismatch"));
+        }
+        if (cert && policy.level == tls::Level::fingerprint && !f.fingerprint_matched)
             v.log_lines.push_back("server certificate verification failed for " + where +
                                   ": num=65:no matching DANE TLSA records");
         return v;

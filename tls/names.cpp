@@ -1,5 +1,7 @@
 #include "tls/names.hpp"
 
+#include <openssl/err.h>
+
 #include <openssl/x509v3.h>
 
 #include <memory>
@@ -114,18 +116,40 @@ bool dns_name_matches(std::string_view cert_name, std::string_view reference) {
     return equal_nocase(cert_name, reference);
 }
 
+bool is_ip_reference(const std::string& name) {
+    ASN1_OCTET_STRING* ip = a2i_IPADDRESS(name.c_str());
+    if (!ip) {
+        ERR_clear_error();
+        return false;
+    }
+    ASN1_OCTET_STRING_free(ip);
+    return true;
+}
+
+// As OpenSSL's check_id() with the names Postfix hands to SSL_add1_host(): a name
+// that parses as an IP address (a bracketed IP next hop) becomes the one expected
+// IP, matched only against IP SANs (a second IP is refused by OpenSSL); the others
+// are host names, one of which must match. When both kinds are present, both must.
 bool names_match(X509* cert, const std::vector<std::string>& reference_names,
                  std::string* matched) {
+    std::string ip, host;
+    bool any_host = false;
     for (const auto& name : reference_names) {
         if (name.empty()) continue;
-        int rc = X509_check_host(cert, name.data(), name.size(),
-                                 X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr);
-        if (rc == 1) {
-            if (matched) *matched = name;
-            return true;
+        if (is_ip_reference(name)) {
+            if (ip.empty()) ip = name;
+            continue;
         }
+        any_host = true;
+        if (host.empty() && X509_check_host(cert, name.data(), name.size(),
+                                            X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1)
+            host = name;
     }
-    return false;
+    if (!any_host && ip.empty()) return false;
+    if (any_host && host.empty()) return false;
+    if (!ip.empty() && X509_check_ip_asc(cert, ip.c_str(), 0) != 1) return false;
+    if (matched) *matched = any_host ? host : ip;
+    return true;
 }
 
 std::vector<std::string> certificate_names(X509* cert) {

@@ -28,7 +28,11 @@ ReferenceNames resolve_match_names(const std::vector<std::string>& match,
                                    std::string_view nexthop_domain,
                                    std::string_view mx_hostname);
 
-// OpenSSL 3.0 X509_check_host() with NO_PARTIAL_WILDCARDS against any name.
+// True when a reference name is an IP address literal (OpenSSL a2i_IPADDRESS).
+bool is_ip_reference(const std::string& name);
+
+// OpenSSL 3.0 X509_check_host() with NO_PARTIAL_WILDCARDS against any host name;
+// an IP reference (the first one) must also match an IP SAN, as SSL_add1_host does.
 // `matched` (optional) receives the reference name that matched.
 bool names_match(X509* cert, const std::vector<std::string>& reference_names,
                  std::string* matched = nullptr);
