@@ -38,6 +38,8 @@ TLS12 = {"tls_max_version": ssl.TLSVersion.TLSv1_2}
 TLS13 = {"tls_min_version": ssl.TLSVersion.TLSv1_3}
 # A peer that negotiates only anonymous (aNULL) suites, so TLS 1.2 at most.
 ANON = {"tls_max_version": ssl.TLSVersion.TLSv1_2, "tls_ciphers": "aNULL:@SECLEVEL=0"}
+# IP SANs for every address a peer can get (world.py: 127.0.1.N), for IP-literal next hops.
+LOOPBACK_PEERS = tuple(f"127.0.1.{n}" for n in range(1, 255))
 # A well-formed sha256 value that matches nothing.
 NOMATCH = ":".join(["5A"] * 32)
 
@@ -152,6 +154,10 @@ SCENARIOS: dict[str, list[dict]] = {
              expect=NOT_VERIFIED),
         dict(name="secure-wrong-name", level="secure", cert={"dns": ["mx1.other.test"]},
              expect=NOT_VERIFIED),
+        dict(name="verify-expired-and-wrong-name", level="verify", cert={"dns": ["x.other.test"], "expired": True},
+             expect=NOT_VERIFIED),
+        dict(name="verify-unknown-ca-and-wrong-name", level="verify",
+             cert={"dns": ["x.other.test"], "unknown_ca": True}, expect=NOT_VERIFIED),
     ],
 
     # §5: fingerprint forms, digests, lists, malformed values; no chain checks.
@@ -421,6 +427,11 @@ SCENARIOS: dict[str, list[dict]] = {
              level="encrypt", expect=SENT),
         dict(name="ip-literal-verify-dns-cert", transport={"example.test": "smtp:[{mx1.addr}]"}, dns=[],
              level="verify", expect=NOT_VERIFIED),
+        dict(name="ip-literal-verify-ip-san", transport={"example.test": "smtp:[{mx1.addr}]"}, dns=[],
+             level="verify", cert={"dns": ["mx1.example.test"], "ips": LOOPBACK_PEERS}, expect=SENT),
+        dict(name="ip-literal-secure-ip-san-dot-nexthop", transport={"example.test": "smtp:[{mx1.addr}]"},
+             dns=[], level="secure", cert={"dns": ["mx1.example.test"], "ips": LOOPBACK_PEERS},
+             expect=NOT_VERIFIED),
         dict(name="ip-literal-policy-key", transport={"example.test": "smtp:[{mx1.addr}]"}, dns=[], cert=None,
              policy=["[{mx1.addr}] encrypt"],
              expect=("deferred", "4.7.4", "TLS is required, but was not offered by host {mx1.addr}[{mx1.addr}]")),
@@ -546,6 +557,20 @@ def tls_lines(outcome) -> list[tuple[str, str]]:
     return out
 
 
+VERIFY_RX = re.compile(r"\b((?:server |CA )?certificate verification failed for \S+: .*)$", re.M)
+
+
+def verify_lines(outcome) -> list[str]:
+    """Postfix's certificate-trouble lines (tls_verify.c), addresses as {peer.addr}."""
+    out = []
+    for m in VERIFY_RX.finditer(outcome.log):
+        line = m.group(1)
+        for name, addr in outcome.addresses.items():
+            line = re.sub(rf"(?<![\d.]){re.escape(addr)}(?![\d])", f"{{{name}.addr}}", line)
+        out.append(line)
+    return out
+
+
 def peer_view(outcome) -> dict:
     """What each peer saw: per session (STARTTLS sent, TLS up, version, SNI), and messages."""
     view = {}
@@ -578,6 +603,7 @@ class DifferentialCase(WorldTestCase):
         self.assertEqual(compare(oracle, ours), [], ctx)
         self.assertEqual(tls_lines(ours), tls_lines(oracle), "TLS summary lines" + ctx)
         self.assertEqual(peer_view(ours), peer_view(oracle), "what the peers saw" + ctx)
+        self.assertEqual(verify_lines(ours), verify_lines(oracle), "certificate verification lines" + ctx)
         if "sni" in row:
             for s in oracle.peers["mx1"].sessions:
                 if s.tls:
