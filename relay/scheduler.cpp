@@ -107,6 +107,7 @@ asio::awaitable<void> Scheduler::loop() {
             std::set<std::pair<std::int64_t, std::string>> now_due;
             for (auto& [id, when] : due_) now_due.insert({when = 0, id});
             by_time_ = std::move(now_due);
+            flushed_while_active_.insert(active_.begin(), active_.end());
         }
         std::int64_t now = now_s();
         while (!by_time_.empty() && by_time_.begin()->first <= now && active_.size() < max_active) {
@@ -171,7 +172,13 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         if (expired && !bounced.empty())
             support::log_info("qmgr", id + ": from=<" + env.sender + ">, status=expired, returned to sender");
         co_await finish(env, *loaded.second, bounced);
+        if (flushed_while_active_.erase(id) && due_.count(id)) {  // `queue flush` during the attempt
+            unschedule(id);
+            due_[id] = 0;
+            by_time_.insert({0, id});
+        }
     }
+    flushed_while_active_.erase(id);
     active_.erase(id);
     const std::string dest = dest_of_[id];
     --per_destination_[dest];

@@ -57,6 +57,7 @@ private:
     std::map<std::string, std::unique_ptr<boost::asio::cancellation_signal>> cancel_;  // running attempts
     std::map<std::string, unsigned> per_destination_;
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
+    std::set<std::string> flushed_while_active_;  // retry at once when the attempt ends
     bool stopping_ = false;
     static constexpr unsigned max_active = 100;
 };
