@@ -4,6 +4,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -52,13 +56,33 @@ std::shared_ptr<asio::ssl::context> server_tls(const config::Config& c, std::str
     return ctx;
 }
 
-bool drop_privileges(const std::string& user, std::string& error) {
+// The spool was opened (and maybe created) as root; the user must own it to commit mail.
+// lchown: a symlink planted in the spool must not hand anything else over.
+bool give_spool_to(const std::filesystem::path& spool, const struct passwd& pw, std::string& error) {
+    std::error_code ec;
+    auto own = [&](const std::filesystem::path& p) {
+        if (::lchown(p.c_str(), pw.pw_uid, pw.pw_gid) == 0) return true;
+        error = "cannot give " + p.string() + " to user \"" + pw.pw_name + "\": " +
+                std::strerror(errno);
+        return false;
+    };
+    if (!own(spool)) return false;
+    for (std::filesystem::recursive_directory_iterator it(spool, ec), end; !ec && it != end;
+         it.increment(ec))
+        if (!own(it->path())) return false;
+    if (ec) error = "cannot walk " + spool.string() + ": " + ec.message();
+    return !ec;
+}
+
+bool drop_privileges(const std::string& user, const std::filesystem::path& spool,
+                     std::string& error) {
     if (user.empty() || ::geteuid() != 0) return true;
     struct passwd* pw = ::getpwnam(user.c_str());
     if (!pw) {
         error = "unknown user \"" + user + "\"";
         return false;
     }
+    if (!give_spool_to(spool, *pw, error)) return false;
     if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
         ::setuid(pw->pw_uid) != 0) {
         error = "cannot switch to user \"" + user + "\"";
@@ -129,7 +153,7 @@ int run_serve(const Args& args) {
     if (!server.listen(cfg->server.listen, error)) return fail(error);
     delivery.self = server.local_endpoints();
     scheduler.start();
-    if (!drop_privileges(cfg->server.user, error)) return fail(error);
+    if (!drop_privileges(cfg->server.user, cfg->queue.dir, error)) return fail(error);
     server.start();
 
     asio::signal_set hup(io, SIGHUP);
