@@ -10,6 +10,7 @@
 #include "relay/bounce.hpp"
 #include "relay/nexthop.hpp"
 #include "support/log.hpp"
+#include "support/on_pool.hpp"
 
 namespace tlsrelay::relay {
 
@@ -20,16 +21,6 @@ namespace {
 std::int64_t now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Runs f on the disk pool and comes back: queue I/O never blocks the network thread.
-template <class F>
-asio::awaitable<std::invoke_result_t<F>> on_disk(asio::thread_pool& disk, F f) {
-    auto home = co_await asio::this_coro::executor;
-    co_await asio::post(disk, asio::use_awaitable);
-    auto result = f();
-    co_await asio::post(home, asio::use_awaitable);
-    co_return result;
 }
 
 }  // namespace
@@ -126,7 +117,7 @@ asio::awaitable<void> Scheduler::loop() {
 }
 
 asio::awaitable<void> Scheduler::deliver(std::string id) {
-    auto loaded = co_await on_disk(disk_, [&] {
+    auto loaded = co_await support::on_pool(disk_, [&] {
         std::pair<std::optional<queue::Envelope>, std::optional<std::string>> r;
         r.first = spool_.envelope(id);
         if (r.first && !r.first->held) r.second = spool_.content(id);
@@ -197,7 +188,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
 asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::string& content,
                                         const std::vector<std::size_t>& bounced) {
     const std::string hostname = ctx_.config.server.hostname;
-    auto notice = co_await on_disk(disk_, [&]() -> std::optional<queue::Envelope> {
+    auto notice = co_await support::on_pool(disk_, [&]() -> std::optional<queue::Envelope> {
         if (bounced.empty() || env.sender.empty()) return std::nullopt;
         std::error_code ec;
         auto draft = spool_.begin(ec);
@@ -218,7 +209,7 @@ asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::s
     }
     bool all_done = true;
     for (const auto& r : env.recipients) all_done = all_done && r.done();
-    auto ec = co_await on_disk(disk_, [&] { return all_done ? spool_.retire(env.id) : spool_.update(env); });
+    auto ec = co_await support::on_pool(disk_, [&] { return all_done ? spool_.retire(env.id) : spool_.update(env); });
     if (ec) {
         support::log_warning("qmgr", env.id + ": cannot record delivery state: " + ec.message());
     }

@@ -1,5 +1,7 @@
 #include "relay/spool_sink.hpp"
 
+#include "support/on_pool.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,20 +27,15 @@ public:
     asio::awaitable<std::error_code> append(std::string_view content) override {
         buffer_ += content;
         if (buffer_.size() < flush_at) co_return std::error_code{};
-        auto home = co_await asio::this_coro::executor;
-        co_await asio::post(pool_, asio::use_awaitable);
-        std::error_code ec = write_buffer();
-        co_await asio::post(home, asio::use_awaitable);
-        co_return ec;
+        co_return co_await support::on_pool(pool_, [this] { return write_buffer(); });
     }
 
     asio::awaitable<std::error_code> commit(const smtp::Transaction& t) override {
         queue::Envelope env = envelope(t);
-        auto home = co_await asio::this_coro::executor;
-        co_await asio::post(pool_, asio::use_awaitable);
-        std::error_code ec = write_buffer();
-        if (!ec) ec = draft_->commit(env);
-        co_await asio::post(home, asio::use_awaitable);
+        std::error_code ec = co_await support::on_pool(pool_, [this, &env] {
+            std::error_code e = write_buffer();
+            return e ? e : draft_->commit(env);
+        });
         if (!ec && on_committed_) on_committed_(env);
         co_return ec;
     }
