@@ -222,9 +222,16 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
             v.log_lines.push_back("server certificate verification failed for " + where +
                                   (host_failed ? ": num=62:hostname mismatch" : ": num=64:IP address mismatch"));
         }
-        if (cert && policy.level == tls::Level::fingerprint && !f.fingerprint_matched)
+        if (cert && policy.level == tls::Level::fingerprint && !f.fingerprint_matched) {
+            // Postfix: when no value has the digest's length ("all fingerprints
+            // unusable") verification is forced to fail with OpenSSL's generic error.
+            bool usable = false;
+            for (const auto& fp : policy.fingerprints)
+                usable = usable || tls::fingerprint_length_problem(fp, policy.digest).empty();
             v.log_lines.push_back("server certificate verification failed for " + where +
-                                  ": num=65:no matching DANE TLSA records");
+                                  (usable ? ": num=65:no matching DANE TLSA records"
+                                          : ": num=1:unspecified certificate verification error"));
+        }
         return v;
     };
     return plan;
