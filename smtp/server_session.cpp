@@ -250,7 +250,9 @@ void SessionCore::finish_data(const std::optional<Reply>& failure, std::uint64_t
         return;
     }
     count("data", true);
-    support::log_info("smtpd", message_->id() + ": from=<" + transaction_.sender +
+    // Postfix's qmgr logs this line; pflogsumm takes sender and size only from a
+    // non-smtpd line, so the program name matters.
+    support::log_info("qmgr", message_->id() + ": from=<" + transaction_.sender +
                                    ">, size=" + std::to_string(size) +
                                    ", nrcpt=" + std::to_string(transaction_.recipients.size()) +
                                    " (queue active)");
