@@ -13,6 +13,7 @@ A scenario is a dict (or a Scenario) such as
       "dns": [("example.test", "MX", "10 mx1.example.test.")],
       "dns_failures": [("broken.test", "MX", "SERVFAIL")],
       "dns_ad": False,                              # AD bit on answers (DANE)
+      "dns_insecure": ["example.test"],             # names answered without AD even then
       "policy": ["example.test verify"],            # smtp_tls_policy_maps lines
       "main": {"smtp_tls_security_level": "may"},   # Postfix main.cf settings
       "transport": {"partner.test": "smtp:[mx1.example.test]:25"},
@@ -61,6 +62,7 @@ class Scenario:
     dns: list[tuple[str, str, str]] = field(default_factory=list)
     dns_failures: list[tuple[str, str, str]] = field(default_factory=list)
     dns_ad: bool = False
+    dns_insecure: list[str] = field(default_factory=list)
     policy: list[str] = field(default_factory=list)
     main: dict[str, str] = field(default_factory=dict)
     transport: dict[str, str] = field(default_factory=dict)
@@ -156,6 +158,7 @@ def build(scenario: Scenario | dict, world: World) -> Built:
     for name, rtype, kind in sc.dns_failures:
         dns.fail(built.fill(name), rtype, kind)
     dns.ad = sc.dns_ad
+    dns.insecure = {DnsServer._fqdn(built.fill(n)) for n in sc.dns_insecure}
     dns.start()
     for peer in peers.values():
         peer.start()

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 
+#include "relay/dane.hpp"
 #include "relay/nexthop.hpp"
 #include "relay/route.hpp"
 #include "support/log.hpp"
@@ -246,13 +247,22 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
         smtp::ServerId server{t.hostname, t.address, t.port};
         smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
+        if (!plan.invalid && ctx.dane_plan &&
+            (plan.level == tls::Level::dane || plan.level == tls::Level::dane_only)) {
+            // Postfix's dane_init: MX and host DNSSEC status, then the TLSA records.
+            auto main_level = tls::parse_level(ctx.config.tls.security_level).value_or(tls::Level::may);
+            tls::DaneDecision dane = co_await resolve_dane(ctx.resolver, t, plan.level,
+                                                           tls::default_insecure_mx_policy(main_level));
+            plan = ctx.dane_plan(g.hop.text, server, dane);
+        }
         if (plan.invalid) {  // Postfix skips the address without connecting
+            const std::string why = plan.invalid_reason.empty() ? "client TLS configuration problem"
+                                                                : plan.invalid_reason;
             for (const auto& w : plan.warnings) support::log_warning("smtp", w);
-            support::log_warning("smtp", "TLS policy lookup for " + g.hop.text + "/" + t.hostname +
-                                             ": client TLS configuration problem");
+            support::log_warning("smtp", "TLS policy lookup for " + g.hop.text + "/" + t.hostname + ": " + why);
             last_relay = "none";
             last_dsn = "4.7.5";
-            last_reason = "client TLS configuration problem";
+            last_reason = why;
             continue;
         }
         for (const auto& w : plan.warnings) support::log_warning("smtp", w);

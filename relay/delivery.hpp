@@ -17,6 +17,7 @@
 #include "queue/queue.hpp"
 #include "relay/connection_cache.hpp"
 #include "smtp/client_session.hpp"
+#include "tls/dane.hpp"
 
 namespace tlsrelay::relay {
 
@@ -28,6 +29,10 @@ struct DeliveryContext {
     // Builds the TLS plan for (next hop, server); the default uses the main level.
     std::function<smtp::TlsPlan(const std::string& nexthop, const smtp::ServerId& server)> plan;
     ConnectionCache* cache = nullptr;  // null: every delivery opens its own connection
+    // The plan again once the DANE decision for the server is known (when plan() gave
+    // level dane / dane-only); null: DANE is not resolved and such a plan is used as is.
+    std::function<smtp::TlsPlan(const std::string& nexthop, const smtp::ServerId& server,
+                                const tls::DaneDecision& dane)> dane_plan;
 };
 
 struct AttemptTimes {

@@ -42,6 +42,7 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
                                             const std::vector<boost::asio::ip::tcp::endpoint>& self) {
     Route route;
     std::vector<dns::MxRecord> hosts;
+    bool mx_secure = true;
     if (hop.mx_lookup) {
         dns::MxResult mx = co_await resolver.mx(hop.domain);
         if (mx.status == dns::Status::ok && mx.null_mx()) {
@@ -50,6 +51,7 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
         }
         if (mx.status == dns::Status::ok) {
             hosts = mx.records;
+            mx_secure = mx.secure;
         } else if (mx.status != dns::Status::nxdomain && mx.status != dns::Status::nodata) {
             route.error = dns_error(hop.domain, "MX", mx.status);
             co_return route;
@@ -70,7 +72,9 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
                 last->dsn = "4.4.4";
             continue;
         }
-        for (const auto& addr : a.addresses) route.targets.push_back({h.host, addr, hop.port, h.preference});
+        for (const auto& addr : a.addresses)
+            route.targets.push_back({h.host, addr, hop.port, h.preference, mx_secure, a.secure,
+                                     implicit ? std::string() : hop.domain});
     }
     shuffle_equal_preferences(route.targets);
     // Postfix (smtp_addr.c smtp_find_self/smtp_truncate_self): when we are one of the MX

@@ -20,6 +20,12 @@ struct Target {
     boost::asio::ip::address address;
     unsigned short port = 25;
     int preference = 0;
+    // DNSSEC facts for DANE (meaningful with dns.dnssec): the MX RRset that named this
+    // host was validated (true when no MX RRset was used: a bracketed next hop or an
+    // implicit MX, as Postfix treats them), and this host's address records were.
+    bool mx_secure = true;
+    bool host_secure = false;
+    std::string mx_qname;  // the domain whose MX RRset named this host ("" when none)
 };
 
 struct RouteError {

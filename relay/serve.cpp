@@ -16,6 +16,7 @@
 
 #include "queue/queue.hpp"
 #include "relay/cli.hpp"
+#include "relay/dane.hpp"
 #include "relay/scheduler.hpp"
 #include "relay/spool_sink.hpp"
 #include "relay/tls_plan.hpp"
@@ -143,7 +144,10 @@ int run_serve(const Args& args) {
     auto planner = std::make_unique<TlsPlanner>(*cfg, client_tls.get());
     for (const auto& p : planner->problems()) support::log_warning("smtp", p.to_string());
     ConnectionCache connections(io.get_executor());
-    DeliveryContext delivery{*cfg, *resolver, client_tls.get(), {}, {}, &connections};
+    DeliveryContext delivery{*cfg, *resolver, client_tls.get(), {}, {}, &connections, {}};
+    delivery.dane_plan = [&](const std::string& nexthop, const smtp::ServerId& s, const tls::DaneDecision& d) {
+        return dane_plan(*planner, nexthop, s, d);
+    };
     delivery.plan = [&](const std::string& nexthop, const smtp::ServerId& s) {
         return planner->plan(nexthop, s);
     };

@@ -166,12 +166,14 @@ TlsPlanner::TlsPlanner(const config::Config& c, boost::asio::ssl::context* ctx)
     problems_ = std::move(built.problems);
 }
 
-smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId& server) const {
-    tls::Policy policy = tls::policy_for(table_, nexthop, main_, config::check_trust_anchor_file);
+smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId& server,
+                               const tls::DaneDecision* dane) const {
+    tls::Policy policy = tls::policy_for(table_, nexthop, main_, config::check_trust_anchor_file, dane);
     smtp::TlsPlan plan;
     plan.level = policy.level;
     plan.context = ctx_;
     plan.invalid = policy.invalid;
+    plan.invalid_reason = policy.invalid_reason;
     plan.warnings = policy.warnings;
     if (policy.invalid) return plan;
     const std::string domain = tls::nexthop_domain(nexthop);

@@ -27,7 +27,10 @@ tls::SessionFacts session_facts(SSL* ssl, const tls::Policy& policy, const std::
 class TlsPlanner {
 public:
     TlsPlanner(const config::Config& c, boost::asio::ssl::context* ctx);
-    smtp::TlsPlan plan(const std::string& nexthop, const smtp::ServerId& server) const;
+    // dane: the DANE decision for this server when its policy is dane / dane-only
+    // (relay/dane.hpp dane_plan); without it such a plan keeps level dane / dane-only.
+    smtp::TlsPlan plan(const std::string& nexthop, const smtp::ServerId& server,
+                       const tls::DaneDecision* dane = nullptr) const;
     const std::vector<config::Problem>& problems() const { return problems_; }
     const tls::PolicyTable& table() const { return table_; }
     const tls::MainSettings& main() const { return main_; }

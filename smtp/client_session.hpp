@@ -44,6 +44,7 @@ struct TlsPlan {
     // The policy cannot be used (Postfix: "client TLS configuration problem"): the
     // address is skipped without connecting; warnings say why.
     bool invalid = false;
+    std::string invalid_reason;  // the 4.7.5 text; "" = "client TLS configuration problem"
     std::vector<std::string> warnings;
     boost::asio::ssl::context* context = nullptr;  // null: our TLS engine is unavailable
     std::string sni;                               // "" sends no SNI

@@ -119,7 +119,8 @@ Adjective adjective_for(Level level, const SessionFacts& f) {
 
 Decision decide(const Policy& p, const SessionFacts& f) {
     if (p.invalid) {
-        Decision d = soft(f, std::string(config_problem_dsn), std::string(config_problem_reason), false);
+        Decision d = soft(f, std::string(config_problem_dsn),
+                          p.invalid_reason.empty() ? std::string(config_problem_reason) : p.invalid_reason, false);
         d.detail = p.warning;
         return d;
     }

@@ -140,8 +140,24 @@ void set_cipher_grade(Policy& p, const MainSettings& main, bool have_exclude) {
     p.exclude = join(parts, " ");
 }
 
-void dane_init(Policy& p, std::string_view nexthop, const MainSettings& main) {
-    if (main.dnssec) return;
+void dane_init(Policy& p, std::string_view nexthop, const MainSettings& main, const DaneDecision* dane) {
+    if (main.dnssec) {
+        if (!dane) return;  // the caller still has to look at DNSSEC and TLSA
+        for (const auto& w : dane->warnings) warn(p, w);
+        if (dane->invalid) {
+            p.invalid = true;
+            p.invalid_reason = dane->reason;
+            p.warning = dane->reason;
+            return;
+        }
+        p.level = dane->level;
+        if (dane->has_tlsa() && p.level != Level::may && p.level != Level::encrypt) {
+            p.tlsa = dane->usable;
+            p.dane_base_domain = dane->base_domain;
+            p.match = dane->match_names;  // not configurable at the DANE levels
+        }
+        return;
+    }
     std::string text = std::string(nexthop) + ": " + std::string(to_string(p.level)) +
                        " configured with dnssec lookups disabled";
     if (p.level == Level::dane_only) return fail(p, text);
@@ -177,7 +193,7 @@ void set_matching(Policy& p, std::string_view nexthop, const MainSettings& main,
 }  // namespace
 
 Policy evaluate_policy(const LookupResult& hit, std::string_view nexthop,
-                       const MainSettings& main, const TafileCheck& check_tafile) {
+                       const MainSettings& main, const TafileCheck& check_tafile, const DaneDecision* dane) {
     Policy p;
     p.level = main.level;
     p.digest = main.fingerprint_digest;
@@ -194,7 +210,7 @@ Policy evaluate_policy(const LookupResult& hit, std::string_view nexthop,
         have_exclude = parser.have_exclude;
     }
     if (p.level == Level::none) return p;
-    if (p.level == Level::dane || p.level == Level::dane_only) dane_init(p, nexthop, main);
+    if (p.level == Level::dane || p.level == Level::dane_only) dane_init(p, nexthop, main, dane);
     if (p.invalid) return p;
     if (!have_protocols) p.protocols = p.level == Level::may ? main.protocols : main.mandatory_protocols;
     if (!have_servername) {
@@ -210,8 +226,8 @@ Policy evaluate_policy(const LookupResult& hit, std::string_view nexthop,
 }
 
 Policy policy_for(const PolicyTable& table, std::string_view nexthop, const MainSettings& main,
-                  const TafileCheck& check_tafile) {
-    return evaluate_policy(table.lookup(nexthop), nexthop, main, check_tafile);
+                  const TafileCheck& check_tafile, const DaneDecision* dane) {
+    return evaluate_policy(table.lookup(nexthop), nexthop, main, check_tafile, dane);
 }
 
 }  // namespace tlsrelay::tls

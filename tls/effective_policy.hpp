@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tls/dane.hpp"
 #include "tls/fingerprint.hpp"
 #include "tls/level.hpp"
 #include "tls/policy_table.hpp"
@@ -58,6 +59,9 @@ struct Policy {
     std::string servername;                  // "", "hostname", "nexthop" or a name
     std::vector<std::string> tafiles;
     bool invalid = false;                    // defer with config_problem_dsn/reason
+    std::string invalid_reason;              // set: this 4.7.5 text instead (DANE: "no TLSA records found")
+    std::vector<TlsaRecord> tlsa;            // halfdane, dane, dane-only: the usable TLSA records
+    std::string dane_base_domain;            // TLSA base domain: SNI and first reference name
     std::string warning;                     // the warning that made it invalid
     std::vector<std::string> warnings;       // every warning, in Postfix's order
     std::optional<PolicySource> source;      // the table entry used, if any
@@ -69,11 +73,15 @@ using TafileCheck = std::function<std::optional<std::string>(const std::string& 
 
 // The policy for `nexthop` (verbatim: "example.com", "[host]:587") given the
 // table lookup result. Without a TafileCheck, tafiles are taken as loadable.
+// dane: for a server at level dane or dane-only (with dnssec), the outcome of
+// decide_dane for it; without one such a policy keeps level dane/dane-only, which
+// tells the caller that the DNS facts are needed (Postfix's dane_init needs them too).
 Policy evaluate_policy(const LookupResult& hit, std::string_view nexthop,
-                       const MainSettings& main, const TafileCheck& check_tafile = {});
+                       const MainSettings& main, const TafileCheck& check_tafile = {},
+                       const DaneDecision* dane = nullptr);
 
 // Shorthand: lookup plus evaluate.
 Policy policy_for(const PolicyTable& table, std::string_view nexthop, const MainSettings& main,
-                  const TafileCheck& check_tafile = {});
+                  const TafileCheck& check_tafile = {}, const DaneDecision* dane = nullptr);
 
 }  // namespace tlsrelay::tls

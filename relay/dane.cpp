@@ -1,0 +1,155 @@
+#include "relay/dane.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "support/log.hpp"
+#include "tls/decision.hpp"
+#include "tls/fingerprint.hpp"
+
+namespace tlsrelay::relay {
+namespace {
+
+tls::TlsaStatus tlsa_status(const dns::TlsaResult& r) {
+    switch (r.status) {
+        case dns::Status::ok:
+            return r.secure && !r.records.empty() ? tls::TlsaStatus::found : tls::TlsaStatus::not_found;
+        case dns::Status::nxdomain:
+        case dns::Status::nodata:
+            return tls::TlsaStatus::not_found;
+        default:
+            return tls::TlsaStatus::error;
+    }
+}
+
+// Postfix's certificate-trouble line for a DANE session (tls_verify.c): the DANE
+// mismatch is reported at the top of the chain when DANE-TA records were in play.
+std::string dane_verify_line(long result, const std::string& where, bool at_ca) {
+    std::string text = X509_verify_cert_error_string(result);
+    switch (result) {
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return "server certificate verification failed for " + where + ": certificate has expired";
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return "server certificate verification failed for " + where + ": certificate not yet valid";
+        case X509_V_ERR_DANE_NO_MATCH:
+            break;
+        default:
+            at_ca = false;
+    }
+    return std::string(at_ca ? "CA" : "server") + " certificate verification failed for " + where +
+           ": num=" + std::to_string(result) + ":" + text;
+}
+
+}  // namespace
+
+boost::asio::awaitable<tls::DaneDecision> resolve_dane(dns::Resolver& resolver, const Target& target,
+                                                       tls::Level level, tls::InsecureMxPolicy insecure_mx) {
+    tls::DaneInput in;
+    in.level = level;
+    in.mx_secure = target.mx_secure;
+    in.insecure_mx_policy = insecure_mx;
+    in.host = target.hostname;
+    in.port = target.port;
+    in.mx_qname = target.mx_qname;
+    in.host_secure = target.host_secure;
+    if (tls::tlsa_lookup_needed(in)) {
+        const std::string owner = tls::tlsa_owner(target.hostname, target.port);
+        dns::TlsaResult r = co_await resolver.tlsa(owner);
+        in.tlsa = tlsa_status(r);
+        if (in.tlsa == tls::TlsaStatus::error) {
+            in.lookup_problem = "Host or domain name not found. Name service error for name=" + owner +
+                                " type=TLSA: " + std::string(dns::postfix_text(r.status));
+            support::log_warning("smtp", "DANE TLSA lookup problem: " + in.lookup_problem);
+        }
+        if (in.tlsa == tls::TlsaStatus::found)
+            for (auto& rec : r.records)
+                in.records.push_back({rec.usage, rec.selector, rec.matching_type, std::move(rec.data)});
+    }
+    co_return tls::decide_dane(in);
+}
+
+bool enable_dane(SSL* ssl, const tls::DaneDecision& dane, std::string& error) {
+    if (SSL_dane_enable(ssl, dane.base_domain.c_str()) <= 0) {  // also the SNI-independent reference name
+        error = "cannot enable DANE for " + dane.base_domain;
+        return false;
+    }
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    for (std::size_t i = 1; i < dane.match_names.size(); ++i)
+        if (dane.match_names[i] != dane.base_domain) SSL_add1_host(ssl, dane.match_names[i].c_str());
+    int usable = 0;
+    for (const auto& r : dane.usable)
+        if (SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.mtype, r.data.data(), r.data.size()) > 0) ++usable;
+        else support::log_warning("smtp", dane.base_domain + ": unusable TLSA RR: " + tls::to_string(r));
+    ERR_clear_error();
+    if (usable == 0) {
+        error = "all TLSA records unusable";
+        return false;
+    }
+    return true;
+}
+
+DaneMatch dane_match(SSL* ssl, const std::vector<tls::TlsaRecord>& records) {
+    DaneMatch m;
+    X509* cert = SSL_get0_peer_certificate(ssl);
+    long result = SSL_get_verify_result(ssl);
+    m.matched = cert && result == X509_V_OK && SSL_get0_dane_authority(ssl, nullptr, nullptr) >= 0;
+    std::string tried;
+    for (const auto& r : records) tried += (tried.empty() ? "" : ", ") + tls::to_string(r);
+    if (!cert) {
+        m.detail = "the server sent no certificate; TLSA records: " + tried;
+        return m;
+    }
+    m.detail = result == X509_V_OK ? std::string("no TLSA record matches")
+                                   : std::string(X509_verify_cert_error_string(result));
+    m.detail += "; TLSA records tried: " + tried + "; the server's public key sha256 " +
+                tls::hex_colons(tls::public_key_digest(cert, "sha256"));
+    return m;
+}
+
+smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, const smtp::ServerId& server,
+                        const tls::DaneDecision& dane) {
+    smtp::TlsPlan plan = planner.plan(nexthop, server, &dane);
+    bool dane_level = plan.level == tls::Level::halfdane || plan.level == tls::Level::dane ||
+                      plan.level == tls::Level::dane_only;
+    if (plan.invalid || !dane.has_tlsa() || !dane_level) return plan;
+    plan.sni = dane.base_domain;  // always, whatever smtp_tls_servername says
+    plan.prepare = [base = std::move(plan.prepare), dane](SSL* ssl, std::string& error) {
+        if (base && !base(ssl, error)) return false;
+        return enable_dane(ssl, dane, error);
+    };
+    bool has_ta = false;
+    for (const auto& r : dane.usable) has_ta = has_ta || r.usage == 2;
+    plan.verify = [level = plan.level, dane, server, has_ta](SSL* ssl) {
+        const std::string where = server.tls_name_addr_port();
+        X509* cert = SSL_get0_peer_certificate(ssl);
+        DaneMatch m = dane_match(ssl, dane.usable);
+        tls::SessionFacts f;
+        f.host = server.hostname;
+        f.addr = server.address.to_string();
+        f.starttls_offered = true;
+        f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
+        f.handshake_ok = true;
+        f.peer_cert_present = cert != nullptr;
+        f.verify_result = SSL_get_verify_result(ssl);
+        f.verify_text = X509_verify_cert_error_string(f.verify_result);
+        f.fingerprint_matched = m.matched;
+        tls::Policy p;
+        p.level = level;
+        tls::Decision d = tls::decide(p, f);
+        smtp::TlsVerdict v;
+        v.ok = !d.failed();
+        v.adjective = std::string(tls::to_string(d.adjective));
+        if (!v.ok) v.detail = m.detail;
+        if (cert && f.verify_result != X509_V_OK) {
+            STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);
+            bool at_ca = has_ta && sent && sk_X509_num(sent) > 1;
+            v.log_lines.push_back(dane_verify_line(f.verify_result, where, at_ca));
+        }
+        return v;
+    };
+    return plan;
+}
+
+}  // namespace tlsrelay::relay
