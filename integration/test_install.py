@@ -47,16 +47,19 @@ class Install(world.WorldTestCase):
         return cp.stdout.decode(errors="replace")
 
     def test_files_land_and_example_config_passes_check_config(self):
-        """cmake --install puts sbin/tlsrelay, etc/tlsrelay/tlsrelay.toml and the unit in place; the installed binary accepts the installed config."""
+        """cmake --install puts sbin/tlsrelay, etc/tlsrelay/tlsrelay.toml, the unit and tlsrelay(8) in place; the installed binary accepts the installed config."""
         for path in (self.binary, self.config, self.unit,
                      self.prefix / "lib" / "sysusers.d" / "tlsrelay.conf",
-                     self.prefix / "lib" / "tmpfiles.d" / "tlsrelay.conf"):
+                     self.prefix / "lib" / "tmpfiles.d" / "tlsrelay.conf",
+                     self.prefix / "share" / "man" / "man8" / "tlsrelay.8"):
             self.assertTrue(path.is_file(), f"{path} not installed")
         self.assertTrue(os.access(self.binary, os.X_OK))
         cp = subprocess.run([str(self.binary), "check-config", "--config", str(self.config)],
                             capture_output=True, timeout=30)
         self.assertEqual(cp.returncode, 0, cp.stdout.decode() + cp.stderr.decode())
         self.assertEqual(cp.stdout.decode().strip(), f"{self.config}: ok")
+        self.assertTrue((self.prefix / "share" / "man" / "man8" / "tlsrelay.8").read_text()
+                        .startswith(".TH TLSRELAY 8 "))
 
     def test_example_config_names_every_key_with_a_comment(self):
         """The example sets every section of the interface, and each set key carries a comment."""
