@@ -198,12 +198,53 @@ bool is_queue_id(std::string_view text) {
     return true;
 }
 
+void FreeFiles::add(std::string name) {
+    std::lock_guard lock(mutex_);
+    names_.push_back(std::move(name));
+}
+
+std::optional<std::string> FreeFiles::take() {
+    std::lock_guard lock(mutex_);
+    if (names_.empty()) return std::nullopt;
+    std::string n = std::move(names_.back());
+    names_.pop_back();
+    return n;
+}
+
+std::size_t FreeFiles::size() {
+    std::lock_guard lock(mutex_);
+    return names_.size();
+}
+
+void SpoolCore::recycle(const std::filesystem::path& file) {
+    if (free_files.size() < FreeFiles::limit) {
+        std::string name = "F" + std::to_string(::getpid()) + "-" + std::to_string(++free_seq);
+        if (!io::rename(ops, file, free / name, true)) {
+            free_files.add(std::move(name));
+            return;
+        }
+    }
+    io::unlink(file);
+}
+
+bool SpoolCore::reuse(const std::filesystem::path& to) {
+    while (auto name = free_files.take()) {
+        std::error_code ec = io::rename(ops, free / *name, to, true);
+        if (!ec) return true;
+        if (ec == std::errc::no_such_file_or_directory) continue;  // another process took it
+        free_files.add(std::move(*name));  // e.g. `to` exists: keep the file for later
+        return false;
+    }
+    return false;
+}
+
 std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::string& wanted,
                                    std::error_code& ec) {
     for (int attempt = 0; attempt < (wanted.empty() ? 100 : 1); ++attempt) {
         std::string id = wanted.empty() ? next_queue_id() : wanted;
         std::filesystem::path path = core->tmp / id;
-        io::Fd fd = io::open_file(path, O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
+        bool reused = core->reuse(path);
+        io::Fd fd = io::open_file(path, reused ? O_WRONLY | O_TRUNC : O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
         if (ec == std::errc::file_exists) continue;
         if (ec) return nullptr;
         io::Fd lock_fd = io::open_file(path, O_RDONLY, ec);

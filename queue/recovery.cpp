@@ -98,9 +98,21 @@ void clean_state(const SpoolCore& core, Notes& notes) {
     if (removed) io::sync(core.ops, core.state_fd.get());
 }
 
+// Files in free/ are spent messages kept for their inodes; beyond the limit they go.
+void collect_free(SpoolCore& core) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(core.free, ec)) {
+        std::string name = entry.path().filename().string();
+        if (core.free_files.size() < FreeFiles::limit && entry.is_regular_file(ec))
+            core.free_files.add(name);
+        else
+            io::unlink(entry.path());
+    }
+}
+
 std::string open_layout(SpoolCore& core) {
     bool created = false;
-    for (const auto* dir : {&core.dir, &core.tmp, &core.messages, &core.state, &core.corrupt}) {
+    for (const auto* dir : {&core.dir, &core.tmp, &core.messages, &core.state, &core.corrupt, &core.free}) {
         if (auto ec = make_dir(*dir, created)) return dir->string() + ": " + ec.message();
     }
     std::error_code ec;
@@ -124,12 +136,14 @@ OpenResult open_spool(const std::filesystem::path& dir, const FileOps& ops) {
     core->messages = dir / "messages";
     core->state = dir / "state";
     core->corrupt = dir / "corrupt";
+    core->free = dir / "free";
     core->ops = ops;
     result.error = open_layout(*core);
     if (!result.error.empty()) return result;
     clean_tmp(*core, result.notes);
     check_messages(*core, result.notes);
     clean_state(*core, result.notes);
+    collect_free(*core);
     result.spool = make_fs_spool(std::move(core));
     return result;
 }

@@ -193,7 +193,7 @@ std::error_code FsSpool::retire(const std::string& id) {
     std::error_code ec;
     io::Fd fd = open_locked(id, LOCK_EX, ec);
     if (ec) return ec;
-    if ((ec = io::unlink(core_->message_path(id)))) return ec;
+    core_->recycle(core_->message_path(id));  // its inode serves a later message
     io::unlink(core_->state_path(id));
     return {};
 }

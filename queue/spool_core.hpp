@@ -4,6 +4,10 @@
 // rename has finished). Not part of the public interface.
 #pragma once
 
+#include <atomic>
+#include <optional>
+#include <vector>
+
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -35,11 +39,33 @@ private:
     bool syncing_ = false;
 };
 
+// Files of finished messages kept for reuse (free/), so that a new message usually
+// takes an existing inode instead of allocating one: on ext4 without a journal,
+// allocating inodes while others are being freed costs more than the fsyncs.
+class FreeFiles {
+public:
+    static constexpr std::size_t limit = 1024;
+    void add(std::string name);
+    std::optional<std::string> take();
+    std::size_t size();
+
+private:
+    std::mutex mutex_;
+    std::vector<std::string> names_;
+};
+
 struct SpoolCore {
-    std::filesystem::path dir, tmp, messages, state, corrupt;
+    std::filesystem::path dir, tmp, messages, state, corrupt, free;
     FileOps ops;
     io::Fd messages_fd, state_fd, corrupt_fd;
     GroupSync messages_sync;
+    FreeFiles free_files;
+    std::atomic<std::uint64_t> free_seq{0};
+
+    // Moves a finished message's file to free/ (or unlinks it when free/ is full).
+    void recycle(const std::filesystem::path& file);
+    // Renames a free file to `to`; false when none is left.
+    bool reuse(const std::filesystem::path& to);
 
     std::filesystem::path message_path(const std::string& id) const { return messages / id; }
     std::filesystem::path state_path(const std::string& id) const { return state / id; }
