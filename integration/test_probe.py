@@ -68,5 +68,38 @@ class Probe(world.WorldTestCase):
         self.assertIn("would defer: Server certificate not verified", out)
 
 
+class ProbeDane(world.WorldTestCase):
+    """probe with dns.dnssec = true and a validating (AD) upstream: the DANE status."""
+
+    def test_shows_dnssec_status_tlsa_records_and_match(self):
+        """probe shows MX/address DNSSEC status, the validated TLSA records, dane and dane-only outcomes and the match."""
+        p = pki.get_pki()
+        cert = p.leaf(dns=["mx.example.net"])
+        dns = world.DnsServer(self.world)
+        dns.ad = True
+        dns.insecure = {"example.test."}
+        peer = world.SmtpPeer(self.world, cert=cert, hostname="mx.example.net").start()
+        self.world.on_cleanup(peer.stop)
+        dns.add("example.test", "MX", "10 mx.example.net.")
+        dns.add("mx.example.net", "A", peer.host)
+        dns.add("_25._tcp.mx.example.net", "TLSA", cert.tlsa(3, 1, 1), cert.tlsa(1, 1, 1))
+        dns.start()
+        self.world.on_cleanup(dns.stop)
+        relay = self.start_relay(dns={"servers": [dns.server_spec], "dnssec": True},
+                                 tls={"ca_file": str(p.ca_file), "security_level": "dane"},
+                                 delivery={"relayhost": ""})
+        out = relay.cli("probe", "example.test", check=False).stdout.decode()
+        self.assertIn("DNSSEC: MX RRset insecure, address records secure", out)
+        self.assertIn("TLSA _25._tcp.mx.example.net (validated):\n    " + cert.tlsa(3, 1, 1), out)
+        self.assertIn("dropped: _25._tcp.mx.example.net unsupported TLSA certificate usage: " + cert.tlsa(1, 1, 1), out)
+        self.assertIn("    dane: level halfdane\n", out)
+        self.assertIn("    dane-only: would defer: non DNSSEC destination\n", out)
+        out = relay.cli("probe", "[mx.example.net]", check=False).stdout.decode()
+        self.assertIn("DNSSEC: MX RRset not used (counts as secure), address records secure", out)
+        self.assertIn("    dane-only: level dane-only\n", out)
+        self.assertIn("  DANE: matches " + cert.tlsa(3, 1, 1) + " (DANE-EE, leaf)", out)
+        self.assertIn("configured policy (dane, the default level): would deliver (Verified)", out)
+
+
 if __name__ == "__main__":
     unittest.main()

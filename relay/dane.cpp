@@ -108,6 +108,51 @@ DaneMatch dane_match(SSL* ssl, const std::vector<tls::TlsaRecord>& records) {
     return m;
 }
 
+namespace {
+
+std::vector<std::uint8_t> der_of(X509* cert, std::uint8_t selector) {
+    unsigned char* buf = nullptr;
+    int n = selector == 0 ? i2d_X509(cert, &buf) : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &buf);
+    std::vector<std::uint8_t> out;
+    if (n > 0) out.assign(buf, buf + n);
+    OPENSSL_free(buf);
+    return out;
+}
+
+bool record_matches(X509* cert, const tls::TlsaRecord& r) {
+    if (r.selector > 1) return false;
+    auto data = der_of(cert, r.selector);
+    if (r.mtype == 0) return data == r.data;
+    const EVP_MD* md = r.mtype == 1 ? EVP_sha256() : r.mtype == 2 ? EVP_sha512() : nullptr;
+    if (!md) return false;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!EVP_Digest(data.data(), data.size(), digest, &len, md, nullptr)) return false;
+    return r.data.size() == len && std::equal(r.data.begin(), r.data.end(), digest);
+}
+
+}  // namespace
+
+std::string describe_tlsa_match(SSL* ssl, const std::vector<tls::TlsaRecord>& records) {
+    X509* leaf = SSL_get0_peer_certificate(ssl);
+    if (!leaf) return "no certificate to match";
+    STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);
+    std::vector<std::string> hits;
+    for (const auto& r : records) {
+        bool hit = false;
+        if (r.usage == 3) hit = record_matches(leaf, r);
+        for (int i = 1; r.usage == 2 && !hit && sent && i < sk_X509_num(sent); ++i)
+            hit = record_matches(sk_X509_value(sent, i), r);
+        if (hit) hits.push_back(tls::to_string(r) + (r.usage == 3 ? " (DANE-EE, leaf)" : " (DANE-TA, issuer sent)"));
+    }
+    if (hits.empty())
+        return "no record matches; the leaf's public key sha256 is " +
+               tls::hex_colons(tls::public_key_digest(leaf, "sha256"));
+    std::string s = "matches ";
+    for (std::size_t i = 0; i < hits.size(); ++i) s += (i ? ", " : "") + hits[i];
+    return s;
+}
+
 smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, const smtp::ServerId& server,
                         const tls::DaneDecision& dane) {
     smtp::TlsPlan plan = planner.plan(nexthop, server, &dane);

@@ -37,4 +37,9 @@ struct DaneMatch {
 };
 DaneMatch dane_match(SSL* ssl, const std::vector<tls::TlsaRecord>& records);
 
+// For tlsrelay probe: which records match this session's certificates, checked by
+// hand (DANE-EE against the leaf, DANE-TA against the certificates the server sent
+// above it; no name or chain checks): "matches 3 1 1 ..." or "no record matches ...".
+std::string describe_tlsa_match(SSL* ssl, const std::vector<tls::TlsaRecord>& records);
+
 }  // namespace tlsrelay::relay

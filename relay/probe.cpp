@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "relay/cli.hpp"
+#include "relay/dane.hpp"
 #include "relay/nexthop.hpp"
 #include "relay/route.hpp"
 #include "relay/tls_plan.hpp"
@@ -86,7 +87,7 @@ struct ProbeResult {
 
 asio::awaitable<ProbeResult> probe_target(const Target& t, const NextHop& hop, const Args& args,
                                           const TlsPlanner& planner, asio::ssl::context* ctx,
-                                          const config::Config& cfg, std::ostream& out) {
+                                          const config::Config& cfg, dns::Resolver& resolver, std::ostream& out) {
     ProbeResult result;
     smtp::ServerId server{t.hostname, t.address, t.port};
     auto ex = co_await asio::this_coro::executor;
@@ -97,6 +98,38 @@ asio::awaitable<ProbeResult> probe_target(const Target& t, const NextHop& hop, c
         co_return result;
     }
     out << "connected to " << server.name_addr_port() << "\n";
+    // DANE: what Postfix would decide for this server at dane and dane-only.
+    std::optional<tls::DaneDecision> dane, at_dane_level, at_dane_only_level;
+    if (cfg.dns.dnssec) {
+        out << "  DNSSEC: MX RRset " << (t.mx_qname.empty() ? "not used (counts as secure)" : t.mx_secure ? "secure" : "insecure")
+            << ", address records " << (t.host_secure ? "secure" : "insecure") << "\n";
+        auto main_level = tls::parse_level(cfg.tls.security_level).value_or(tls::Level::may);
+        auto policy = tls::default_insecure_mx_policy(main_level);
+        tls::DaneDecision at_dane = co_await resolve_dane(resolver, t, tls::Level::dane, policy);
+        tls::DaneDecision only = co_await resolve_dane(resolver, t, tls::Level::dane_only, policy);
+        const std::string owner = tls::tlsa_owner(t.hostname, t.port);
+        const tls::DaneDecision& shown = at_dane.has_tlsa() || !at_dane.warnings.empty() ? at_dane : only;
+        if (shown.has_tlsa() || !shown.warnings.empty()) {
+            out << "  TLSA " << owner << " (validated):\n";
+            for (const auto& r : shown.usable) out << "    " << tls::to_string(r) << "\n";
+            for (const auto& w : shown.warnings) out << "    dropped: " << w << "\n";
+        } else {
+            out << "  TLSA " << owner << ": " << (shown.invalid ? shown.reason : "none") << "\n";
+        }
+        auto show = [&](const char* name, const tls::DaneDecision& d) {
+            out << "    " << name << ": "
+                << (d.invalid ? "would defer: " + d.reason
+                              : "level " + std::string(tls::to_string(d.level)) + (d.why.empty() ? "" : " (" + d.why + ")"))
+                << "\n";
+        };
+        show("dane", at_dane);
+        show("dane-only", only);
+        if (shown.has_tlsa()) dane = shown;
+        at_dane_level = at_dane;
+        at_dane_only_level = only;
+    } else {
+        out << "  DANE: off (dns.dnssec = false)\n";
+    }
     smtp::ClientOptions opts;
     opts.helo_name = cfg.delivery.helo_name.empty() ? cfg.server.hostname : cfg.delivery.helo_name;
     opts.command_timeout = std::chrono::seconds(30);
@@ -107,13 +140,26 @@ asio::awaitable<ProbeResult> probe_target(const Target& t, const NextHop& hop, c
     plan.verify = [&](SSL* ssl) {
         out << "  TLS: " << smtp::describe_tls_session(ssl) << "\n";
         print_certificates(ssl, out);
+        if (dane) out << "  DANE: " << describe_tlsa_match(ssl, dane->usable) << "\n";
         out << "  levels:\n";
         for (auto level : {tls::Level::encrypt, tls::Level::fingerprint, tls::Level::verify, tls::Level::secure})
             out << "    " << tls::to_string(level) << ": " << judge(ssl, level, args, planner, hop.text, server) << "\n";
         tls::Policy configured = tls::policy_for(planner.table(), hop.text, planner.main());
+        const tls::DaneDecision* decision = configured.level == tls::Level::dane && at_dane_level ? &*at_dane_level
+                                            : configured.level == tls::Level::dane_only && at_dane_only_level
+                                                ? &*at_dane_only_level
+                                                : nullptr;
+        if (decision) configured = tls::policy_for(planner.table(), hop.text, planner.main(), {}, decision);
         std::string verdict;
         if (configured.invalid) {
-            verdict = "would defer: client TLS configuration problem (" + configured.warning + ")";
+            verdict = configured.invalid_reason.empty()
+                          ? "would defer: client TLS configuration problem (" + configured.warning + ")"
+                          : "would defer: " + configured.invalid_reason;
+        } else if (!configured.tlsa.empty()) {  // checked by hand: DANE-TA name checks not included
+            bool hit = describe_tlsa_match(ssl, configured.tlsa).starts_with("matches");
+            verdict = !hit ? "would defer: Server certificate not verified"
+                           : configured.level == tls::Level::halfdane ? "would deliver (Trusted)"
+                                                                      : "would deliver (Verified)";
         } else {
             tls::Decision d = tls::decide(configured, session_facts(ssl, configured, hop.domain, server));
             verdict = d.failed() ? "would defer: " + d.reason + (d.detail.empty() ? "" : ": " + d.detail)
@@ -163,7 +209,7 @@ asio::awaitable<int> probe(const std::string& destination, const Args& args, con
     std::string suggestion;
     bool any = false;
     for (const auto& t : route.targets) {
-        auto r = co_await probe_target(t, *hop, args, planner, ctx, cfg, std::cout);
+        auto r = co_await probe_target(t, *hop, args, planner, ctx, cfg, resolver, std::cout);
         any = any || r.reached;
         if (suggestion.empty()) suggestion = r.suggestion;
     }
