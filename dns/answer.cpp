@@ -261,8 +261,29 @@ TlsaResult parse_tlsa_reply(std::span<const std::uint8_t> reply, std::string_vie
     return result;
 }
 
+std::string cname_target(std::span<const std::uint8_t> reply, std::string_view qname) {
+    auto records = answer_records(reply);
+    if (!records) return "";
+    std::map<std::string, std::string> aliases;
+    for (const auto& r : *records) {
+        if (r.type != type_cname || r.rr_class != class_in) continue;
+        std::size_t used = 0;
+        auto target = expand_name(reply, r.rdata, NameKind::host, used);
+        if (!target || used > r.rdlength) return "";
+        aliases[r.owner] = *target;
+    }
+    std::string name(qname);
+    for (int hop = 0; hop < max_cname_hops; ++hop) {
+        auto next = aliases.find(name);
+        if (next == aliases.end()) break;
+        name = next->second;
+    }
+    return name == qname ? std::string() : name;
+}
+
 AddressResult merge_addresses(AddressResult a, AddressResult aaaa) {
     AddressResult merged;
+    merged.canonical = !a.canonical.empty() ? a.canonical : aaaa.canonical;
     merged.secure = a.secure && aaaa.secure;
     merged.addresses = std::move(a.addresses);
     merged.addresses.insert(merged.addresses.end(), aaaa.addresses.begin(), aaaa.addresses.end());

@@ -55,6 +55,10 @@ AddressResult parse_address_reply(std::span<const std::uint8_t> reply, int rr_ty
 TlsaResult parse_tlsa_reply(std::span<const std::uint8_t> reply, std::string_view qname,
                             bool dnssec);
 
+// The name a CNAME chain in the answer leads qname to (lower-case); "" when qname
+// is no alias in this reply or the reply cannot be read.
+std::string cname_target(std::span<const std::uint8_t> reply, std::string_view qname);
+
 // A and AAAA of one host merged: ok if either has addresses (A first); otherwise
 // try_again if either is try_again, failed if either failed, nxdomain if both are
 // nxdomain, else nodata. secure only if both replies were secure.

@@ -44,8 +44,11 @@ awaitable<AddressResult> lookup_addresses(Channel channel, std::string host) {
     using namespace boost::asio::experimental::awaitable_operators;
     auto [a, aaaa] = co_await (channel->async_query(*name, type_a, use_awaitable) &&
                                channel->async_query(*name, type_aaaa, use_awaitable));
-    co_return merge_addresses(to_addresses(a, type_a, channel->dnssec()),
-                              to_addresses(aaaa, type_aaaa, channel->dnssec()));
+    AddressResult v4 = to_addresses(a, type_a, channel->dnssec());
+    AddressResult v6 = to_addresses(aaaa, type_aaaa, channel->dnssec());
+    if (a.ares_status == ARES_SUCCESS) v4.canonical = cname_target(a.bytes, *name);
+    if (aaaa.ares_status == ARES_SUCCESS) v6.canonical = cname_target(aaaa.bytes, *name);
+    co_return merge_addresses(std::move(v4), std::move(v6));
 }
 
 awaitable<TlsaResult> lookup_tlsa(Channel channel, std::string owner) {

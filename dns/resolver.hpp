@@ -42,6 +42,7 @@ struct AddressResult {
     Status status = Status::try_again;
     bool secure = false;
     std::vector<boost::asio::ip::address> addresses;  // A then AAAA
+    std::string canonical;  // the end of a CNAME chain in the answer ("" when the name is no alias)
 };
 
 struct TlsaRecord {

@@ -54,9 +54,18 @@ boost::asio::awaitable<tls::DaneDecision> resolve_dane(dns::Resolver& resolver, 
     in.mx_qname = target.mx_qname;
     in.host_secure = target.host_secure;
     if (tls::tlsa_lookup_needed(in)) {
-        const std::string owner = tls::tlsa_owner(target.hostname, target.port);
+        // Postfix's tls_dane_resolve: the CNAME-expanded name first, then the MX name.
+        std::string base = target.canonical.empty() ? target.hostname : target.canonical;
+        std::string owner = tls::tlsa_owner(base, target.port);
         dns::TlsaResult r = co_await resolver.tlsa(owner);
         in.tlsa = tlsa_status(r);
+        if (in.tlsa == tls::TlsaStatus::not_found && base != target.hostname) {
+            base = target.hostname;
+            owner = tls::tlsa_owner(base, target.port);
+            r = co_await resolver.tlsa(owner);
+            in.tlsa = tlsa_status(r);
+        }
+        in.tlsa_base = base;
         if (in.tlsa == tls::TlsaStatus::error) {
             in.lookup_problem = "Host or domain name not found. Name service error for name=" + owner +
                                 " type=TLSA: " + std::string(dns::postfix_text(r.status));

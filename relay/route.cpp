@@ -74,7 +74,7 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
         }
         for (const auto& addr : a.addresses)
             route.targets.push_back({h.host, addr, hop.port, h.preference, mx_secure, a.secure,
-                                     implicit ? std::string() : hop.domain});
+                                     implicit ? std::string() : hop.domain, a.canonical});
     }
     shuffle_equal_preferences(route.targets);
     // Postfix (smtp_addr.c smtp_find_self/smtp_truncate_self): when we are one of the MX

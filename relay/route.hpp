@@ -26,6 +26,7 @@ struct Target {
     bool mx_secure = true;
     bool host_secure = false;
     std::string mx_qname;  // the domain whose MX RRset named this host ("" when none)
+    std::string canonical; // the CNAME target of hostname's address lookup ("" when no alias)
 };
 
 struct RouteError {

@@ -67,7 +67,8 @@ DaneDecision decide_dane(const DaneInput& in) {
         return incompatible(in, false, "no TLSA records found");
     std::vector<TlsaRecord> usable;
     std::vector<std::string> warnings;
-    const std::string owner = tlsa_owner(in.host, in.port);
+    const std::string base = in.tlsa_base.empty() ? in.host : in.tlsa_base;
+    const std::string owner = tlsa_owner(base, in.port);
     for (const auto& r : in.records) {
         if (auto why = tlsa_unusable_reason(r); !why.empty())
             warnings.push_back(owner + " " + why + ": " + to_string(r));
@@ -90,8 +91,8 @@ DaneDecision decide_dane(const DaneInput& in) {
         d.level = Level::halfdane;  // enforce the records, log "Trusted"
     }
     d.usable = std::move(usable);
-    d.base_domain = in.host;
-    d.match_names.push_back(in.host);
+    d.base_domain = base;
+    d.match_names.push_back(base);
     if (!in.mx_qname.empty()) d.match_names.push_back(in.mx_qname);
     return d;
 }

@@ -45,6 +45,7 @@ struct DaneInput {
     bool host_secure = false;     // the host's address records were validated
     TlsaStatus tlsa = TlsaStatus::not_looked_up;
     std::vector<TlsaRecord> records;  // with tlsa == found
+    std::string tlsa_base;            // where they were found when not at host (its CNAME target)
     std::string lookup_problem;       // with tlsa == error: the resolver's text
 };
 

@@ -185,3 +185,21 @@ TEST(PostfixText, MatchesPostfix) {
 
 }  // namespace
 }  // namespace tlsrelay::dns
+
+namespace tlsrelay::dns {
+namespace {
+
+TEST(CnameTarget, EndOfTheChainOrEmpty) {
+    auto q = query_for("mx.example.com", type_a);
+    Bytes aliased = ReplyBuilder(q)
+                        .answer("", type_cname, test::name_bytes("Relay.Example.NET"))
+                        .answer("relay.example.net", type_cname, test::name_bytes("real.example.net"))
+                        .answer("real.example.net", type_a, test::address_rdata("192.0.2.1"))
+                        .bytes();
+    EXPECT_EQ(cname_target(aliased, "mx.example.com"), "real.example.net");
+    EXPECT_EQ(cname_target(a_reply(), "mx.example.com"), "");
+    EXPECT_EQ(cname_target(Bytes(5, 0), "mx.example.com"), "");
+}
+
+}  // namespace
+}  // namespace tlsrelay::dns
