@@ -298,6 +298,8 @@ AddressResult merge_addresses(AddressResult a, AddressResult aaaa) {
         merged.status = Status::nxdomain;
     else
         merged.status = Status::nodata;
+    if (merged.status != Status::ok && aaaa.status != merged.status && a.status == merged.status)
+        merged.error_type = "A";
     return merged;
 }
 

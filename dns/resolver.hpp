@@ -43,6 +43,9 @@ struct AddressResult {
     bool secure = false;
     std::vector<boost::asio::ip::address> addresses;  // A then AAAA
     std::string canonical;  // the end of a CNAME chain in the answer ("" when the name is no alias)
+    // The type whose failure gave `status` (Postfix names it in its error text): AAAA
+    // when both failed alike, A when only A's error decides (e.g. A SERVFAIL, AAAA NODATA).
+    const char* error_type = "AAAA";
 };
 
 struct TlsaRecord {

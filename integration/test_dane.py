@@ -22,6 +22,7 @@ import unittest
 
 import pki
 from test_differential import CONFIG, NOT_OFFERED, NOT_VERIFIED, SENT, DifferentialCase, _test
+from world import SmtpPeer, WorldTestCase
 
 P = pki.get_pki()
 MX1 = {"dns": ["mx1.example.test"]}
@@ -99,6 +100,11 @@ SCENARIOS: dict[str, list[dict]] = {
              dns_insecure=[TLSA_NAME]),
         dane("dane-only-host-address-insecure", NO_TLSA, level="dane-only", records=[tlsa(LEAF, 3, 1, 1)],
              dns_insecure=["mx1.example.test"]),
+        # Found with the real resolver below: A SERVFAIL (bogus), AAAA NODATA: Postfix names type=A.
+        dane("dane-host-a-servfail-aaaa-nodata", ("deferred", "4.4.3", "Host or domain name not found. Name "
+                                                  "service error for name=mx1.example.test type=A: Host not "
+                                                  "found, try again"),
+             dns_failures=[("mx1.example.test", "A", "SERVFAIL")]),
         dane("dane-no-starttls-with-tlsa", NOT_OFFERED, cert=None, records=[tlsa(LEAF, 3, 1, 1)]),
         dane("dane-no-starttls-without-tlsa", SENT, cert=None),
         dane("dane-only-next-mx-has-tlsa", SENT, level="dane-only",
@@ -144,6 +150,177 @@ SCENARIOS: dict[str, list[dict]] = {
              records=[tlsa(LEAF, 3, 1, 1)], main={"smtp_dns_support_level": "enabled"}),
     ],
 }
+
+
+# ----------------------------------------------------------------------------------------
+# A real validating resolver: nsd serves a zone signed at test time (ldns-signzone),
+# unbound validates it with the key as trust anchor. Everything stays on loopback:
+# unbound only knows the zone's stub (nsd), refuses every other name and has nsd as
+# its only root hint, so it never sends a query off the machine.
+# ----------------------------------------------------------------------------------------
+
+class ValidatingResolver:
+    """nsd (authoritative, signed zone) + unbound (validating) on two 127.0.2.N:53."""
+
+    def __init__(self, world, zone: str, records: list[str], tamper: bool = False):
+        import shutil
+        import subprocess
+        for tool in ("nsd", "unbound", "ldns-keygen", "ldns-signzone"):
+            if not shutil.which(tool):
+                raise unittest.SkipTest(f"{tool} not installed")
+        self.world, self.zone = world, zone
+        self.dir = world.root / f"dnssec-{zone}"
+        self.dir.mkdir()
+        self.nsd_ip = world.ports.address("127.0.2")
+        self.ip = world.ports.address("127.0.2")
+        d = self.dir
+        (d / "zone").write_text(
+            f"$ORIGIN {zone}.\n$TTL 60\n@ IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 60\n"
+            f"@ IN NS ns.{zone}.\nns IN A {self.nsd_ip}\n" + "".join(r + "\n" for r in records))
+
+        def run(*cmd):
+            return subprocess.run(cmd, cwd=d, check=True, capture_output=True, text=True).stdout.strip()
+        ksk = run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone)
+        zsk = run("ldns-keygen", "-a", "ECDSAP256SHA256", zone)
+        run("ldns-signzone", "-n", "zone", ksk, zsk)
+        if tamper:  # a signed A record whose data no longer matches its RRSIG: bogus
+            signed = (d / "zone.signed").read_text()
+            signed = re.sub(r"(\tIN\tA\t)127\.0\.1\.(\d+)", lambda m: m.group(1) + "127.0.1." +
+                            str(int(m.group(2)) % 250 + 1), signed)
+            (d / "zone.signed").write_text(signed)
+        (d / "nsd.conf").write_text(
+            f"server:\n  ip-address: {self.nsd_ip}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n"
+            f"  zonesdir: \"{d}\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n"
+            f"  xfrdfile: \"{d}/xfrd.state\"\n  pidfile: \"{d}/nsd.pid\"\n"
+            f"remote-control:\n  control-enable: no\nzone:\n  name: {zone}\n  zonefile: zone.signed\n")
+        (d / "root.hints").write_text(f".\t3600\tIN\tNS\tlocalroot.\nlocalroot.\t3600\tIN\tA\t{self.nsd_ip}\n")
+        (d / "unbound.conf").write_text(
+            f"server:\n  interface: {self.ip}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n"
+            f"  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"\"\n"
+            f"  do-not-query-localhost: no\n  access-control: 127.0.0.0/8 allow\n  do-ip6: no\n"
+            f"  module-config: \"validator iterator\"\n  trust-anchor-file: \"{d}/{ksk}.ds\"\n"
+            f"  local-zone: \"test.\" nodefault\n  local-zone: \".\" refuse\n"
+            f"  local-zone: \"{zone}.\" transparent\n  root-hints: \"root.hints\"\n"
+            f"stub-zone:\n  name: \"{zone}.\"\n  stub-addr: {self.nsd_ip}@53\n"
+            f"remote-control:\n  control-enable: no\n")
+        self.procs = []
+        for cmd in (["nsd", "-d", "-c", str(d / "nsd.conf")], ["unbound", "-d", "-c", str(d / "unbound.conf")]):
+            log = open(d / (cmd[0] + ".log"), "w")
+            self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            world.on_cleanup(log.close)
+        world.on_cleanup(self.stop)
+        self.wait_ready()
+
+    def query(self, name: str, rtype: str, timeout: float = 3.0):
+        """(rcode, AD bit, rdata strings) of unbound's answer to a DO query."""
+        import socket
+        from dnslib import EDNS0, QTYPE, DNSRecord
+        q = DNSRecord.question(name, rtype)
+        q.add_ar(EDNS0(flags="do", udp_len=1232))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.sendto(q.pack(), (self.ip, 53))
+            r = DNSRecord.parse(sock.recv(65535))
+        return r.header.rcode, bool(r.header.ad), [str(x.rdata) for x in r.rr if x.rtype != QTYPE.RRSIG]
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                rcode, _, _ = self.query(f"ns.{self.zone}", "A", timeout=0.5)
+                if rcode in (0, 2):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("nsd/unbound did not start: " + "".join(
+                    (self.dir / f).read_text() for f in ("nsd.log", "unbound.log")))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except Exception:
+                    p.kill()
+                    p.wait(5)
+
+    def resolv_conf(self) -> str:  # what PostfixOracle needs of a DNS server
+        return f"nameserver {self.ip}\noptions timeout:2 attempts:1 trust-ad\n"
+
+    @property
+    def server_spec(self) -> str:
+        return f"{self.ip}:53"
+
+
+class RealValidatingResolver(WorldTestCase):
+    """DANE through unbound validating a zone signed at test time, Postfix and tlsrelay alike."""
+
+    def deliver_both(self, resolver, level: str = "dane-only"):
+        import smtplib
+        from postfix_oracle import PostfixOracle
+        oracle = PostfixOracle(self.world, resolver)
+        pf = oracle.deliver({"recipients": ["user@example.test"],
+                             "main": {"smtp_tls_security_level": level, "smtp_dns_support_level": "dnssec"}})[0]
+        pf_log = oracle.log_since_injection()
+        relay = self.world.relay("tlsrelay", delivery={"relayhost": ""},
+                                 dns={"servers": [resolver.server_spec], "dnssec": True},
+                                 tls={"security_level": level, "ca_file": str(P.ca_file),
+                                      "mandatory_protocols": ">=TLSv1"})
+        relay.start()
+        mark = relay.log_mark()
+        with smtplib.SMTP(*relay.address, timeout=10) as s:
+            s.sendmail("a@sender.test", ["user@example.test"], b"Subject: t\r\n\r\nhello\r\n")
+        relay.wait_for_log(r"to=<user@example\.test>, .*status=", timeout=30, since=mark)
+        ours = relay.log_text(mark)
+        relay.stop()
+        return pf, pf_log, ours
+
+    def peer(self):
+        peer = SmtpPeer(self.world, cert=LEAF, hostname="mx1.example.test").start()
+        self.world.on_cleanup(peer.stop)
+        return peer
+
+    def test_signed_zone_dane_ee_verified_by_both(self):
+        """unbound gives AD for the signed zone; Postfix and tlsrelay both deliver with a Verified DANE-EE session."""
+        peer = self.peer()
+        r = ValidatingResolver(self.world, "example.test", [
+            "@ IN MX 10 mx1.example.test.", f"mx1 IN A {peer.host}",
+            f"_25._tcp.mx1 IN TLSA {LEAF.tlsa(3, 1, 1)}"])
+        self.assertEqual(r.query("example.test", "MX")[:2], (0, True))
+        self.assertEqual(r.query("_25._tcp.mx1.example.test", "TLSA"), (0, True, [LEAF.tlsa(3, 1, 1)]))
+        pf, pf_log, ours = self.deliver_both(r)
+        self.assertEqual((pf["status"], pf["dsn"]), ("sent", "2.0.0"), pf_log)
+        self.assertIn("Verified TLS connection established to mx1.example.test", pf_log)
+        self.assertRegex(ours, r"Verified TLS connection established to mx1\.example\.test\[")
+        self.assertRegex(ours, r"to=<user@example\.test>, relay=mx1\.example\.test\[[\d.]+\]:25, .*"
+                               r"dsn=2\.0\.0, status=sent", ours)
+
+    def test_tlsa_mismatch_defers_in_both(self):
+        """A validated TLSA record that does not match: 4.7.5 Server certificate not verified from both."""
+        peer = self.peer()
+        r = ValidatingResolver(self.world, "example.test", [
+            "@ IN MX 10 mx1.example.test.", f"mx1 IN A {peer.host}",
+            f"_25._tcp.mx1 IN TLSA {OTHER.tlsa(3, 1, 1)}"])
+        pf, pf_log, ours = self.deliver_both(r)
+        self.assertEqual((pf["status"], pf["dsn"], pf["reason"]),
+                         ("deferred", "4.7.5", "Server certificate not verified"), pf_log)
+        self.assertRegex(ours, r"dsn=4\.7\.5, status=deferred \(Server certificate not verified")
+
+    def test_bogus_signature_is_a_lookup_failure_in_both(self):
+        """A record whose signature does not verify: unbound answers SERVFAIL, both defer with the same DSN and text."""
+        peer = self.peer()
+        r = ValidatingResolver(self.world, "example.test", [
+            "@ IN MX 10 mx1.example.test.", f"mx1 IN A {peer.host}",
+            f"_25._tcp.mx1 IN TLSA {LEAF.tlsa(3, 1, 1)}"], tamper=True)
+        self.assertEqual(r.query("mx1.example.test", "A")[0], 2)  # SERVFAIL
+        pf, pf_log, ours = self.deliver_both(r)
+        self.assertEqual(pf["status"], "deferred", pf_log)
+        line = f"relay=none, .*dsn={re.escape(pf['dsn'])}, status=deferred \\({re.escape(pf['reason'])}"
+        self.assertRegex(ours, line, f"postfix: {pf['line']}")
 
 
 def _make_group(group: str, rows: list[dict]):

@@ -65,7 +65,7 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
         if (h.host.empty()) continue;  // a null MX among others is ignored
         dns::AddressResult a = co_await resolver.addresses(h.host);
         if (a.status != dns::Status::ok) {
-            last = dns_error(h.host, "AAAA", a.status);  // Postfix looks up A then AAAA; the last names the error
+            last = dns_error(h.host, a.error_type, a.status);  // the type whose error decided, AAAA on a tie
             if (!last->hard())
                 soft_seen = true;
             else if (soft_seen)  // Postfix: a hard error after a soft one is soft (4.4.4), the text stays

@@ -189,6 +189,14 @@ TEST(PostfixText, MatchesPostfix) {
 namespace tlsrelay::dns {
 namespace {
 
+TEST(MergeAddresses, ErrorTypeIsTheOneThatDecided) {
+    auto make = [](Status s) { return AddressResult{s, false, {}}; };
+    EXPECT_STREQ(merge_addresses(make(Status::try_again), make(Status::nodata)).error_type, "A");
+    EXPECT_STREQ(merge_addresses(make(Status::nodata), make(Status::try_again)).error_type, "AAAA");
+    EXPECT_STREQ(merge_addresses(make(Status::try_again), make(Status::try_again)).error_type, "AAAA");
+    EXPECT_STREQ(merge_addresses(make(Status::nxdomain), make(Status::nxdomain)).error_type, "AAAA");
+}
+
 TEST(CnameTarget, EndOfTheChainOrEmpty) {
     auto q = query_for("mx.example.com", type_a);
     Bytes aliased = ReplyBuilder(q)
