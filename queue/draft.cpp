@@ -240,19 +240,22 @@ bool SpoolCore::reuse(const std::filesystem::path& to) {
 
 std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::string& wanted,
                                    std::error_code& ec) {
-    for (int attempt = 0; attempt < (wanted.empty() ? 100 : 1); ++attempt) {
+    bool try_reuse = true;
+    for (int attempt = 0; attempt < (wanted.empty() ? 100 : 2); ++attempt) {
         std::string id = wanted.empty() ? next_queue_id() : wanted;
         std::filesystem::path path = core->tmp / id;
-        bool reused = core->reuse(path);
+        bool reused = try_reuse && core->reuse(path);
         io::Fd fd = io::open_file(path, reused ? O_WRONLY | O_TRUNC : O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
         if (ec == std::errc::file_exists) continue;
         if (ec) return nullptr;
         io::Fd lock_fd = io::open_file(path, O_RDONLY, ec);
-        if (ec) {
+        if (!ec) ec = io::lock(lock_fd.get(), LOCK_EX | LOCK_NB);
+        if (reused && (ec || io::unlinked(lock_fd.get()))) {
+            // A spent file someone still holds: leave it, make a fresh one.
             io::unlink(path);
-            return nullptr;
+            try_reuse = false;
+            continue;
         }
-        ec = io::lock(lock_fd.get(), LOCK_EX | LOCK_NB);
         // Lost a race with another process's recovery, which is deleting the file.
         if (ec == std::errc::operation_would_block || io::unlinked(lock_fd.get())) continue;
         if (ec) {

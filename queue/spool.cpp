@@ -193,8 +193,9 @@ std::error_code FsSpool::retire(const std::string& id) {
     std::error_code ec;
     io::Fd fd = open_locked(id, LOCK_EX, ec);
     if (ec) return ec;
-    core_->recycle(core_->message_path(id));  // its inode serves a later message
     io::unlink(core_->state_path(id));
+    fd.reset();  // the file must not carry our lock into the draft that reuses it
+    core_->recycle(core_->message_path(id));  // its inode serves a later message
     return {};
 }
 

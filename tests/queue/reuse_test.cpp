@@ -1,6 +1,9 @@
 // Retired messages give their files to later ones (free/), so steady delivery does
 // not allocate inodes; a reused file holds exactly the new message.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -51,6 +54,23 @@ TEST(Reuse, FreeFilesSurviveARestartAndAreNeverMessages) {
     ASSERT_FALSE(id.empty());
     EXPECT_EQ(files_in(dir.path / "free").size(), 2u);
     EXPECT_EQ(r.spool->content(id), "y\r\n");
+}
+
+TEST(Reuse, ASpentFileStillLockedIsLeftAndAFreshOneMade) {
+    TempDir dir;
+    auto r = open_ok(dir.path);
+    std::string first = commit_message(*r.spool, "x\r\n", sample_envelope());
+    ASSERT_FALSE(r.spool->retire(first));
+    auto free_files = files_in(dir.path / "free");
+    ASSERT_EQ(free_files.size(), 1u);
+    int holder = ::open((dir.path / "free" / free_files[0]).c_str(), O_RDONLY);
+    ASSERT_GE(holder, 0);
+    ASSERT_EQ(::flock(holder, LOCK_EX), 0);  // e.g. a reader that has not let go yet
+    std::string second = commit_message(*r.spool, "y\r\n", sample_envelope());
+    ::close(holder);
+    ASSERT_FALSE(second.empty()) << "the message must not fail because a spent file is busy";
+    EXPECT_EQ(r.spool->content(second), "y\r\n");
+    EXPECT_TRUE(files_in(dir.path / "tmp").empty());
 }
 
 }  // namespace
