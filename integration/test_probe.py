@@ -103,3 +103,31 @@ class ProbeDane(world.WorldTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PolicyProblems(world.WorldTestCase):
+    def test_invalid_entry_defers_and_names_file_and_line(self):
+        """A malformed policy entry defers 4.7.5 with relay=none and a warning names its file and line."""
+        p = pki.get_pki()
+        dns = world.DnsServer(self.world).start()
+        self.world.on_cleanup(dns.stop)
+        peer = world.SmtpPeer(self.world, cert=p.leaf(dns=["mx.example.test"]), hostname="mx.example.test").start()
+        self.world.on_cleanup(peer.stop)
+        dns.add("example.test", "MX", "10 mx.example.test.")
+        dns.add("mx.example.test", "A", peer.host)
+        policy = self.world.root / "tls_policy"
+        policy.write_text("# partners\nexample.test bogus\n")
+        relay = self.start_relay(dns={"servers": [dns.server_spec]},
+                                 tls={"ca_file": str(p.ca_file), "policy_file": str(policy)},
+                                 delivery={"relayhost": ""}, queue={"retry_min": "1h"})
+        with smtplib.SMTP(*relay.address, timeout=10) as s:
+            s.sendmail("a@sender.test", ["u@example.test"], b"Subject: t\r\n\r\nhello\r\n")
+        relay.wait_for_log(r"to=<u@example\.test>, relay=none, .*dsn=4\.7\.5, status=deferred "
+                           r"\(client TLS configuration problem\)", timeout=15)
+        relay.wait_for_log(r"warning: smtp_tls_policy_maps, next-hop destination \"example\.test\": "
+                           r"invalid security level \"bogus\"")
+        relay.wait_for_log(r"warning: .*tls_policy:2: the policy entry for \"example\.test\" is not usable")
+        self.assertEqual(peer.sessions, [], "no connection is made with an unusable policy")
+        out = relay.cli("check-config", check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertRegex(out.stdout.decode(), r"tls_policy:2: .*invalid security level \"bogus\"")

@@ -260,6 +260,10 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
                                                                 : plan.invalid_reason;
             for (const auto& w : plan.warnings) support::log_warning("smtp", w);
             support::log_warning("smtp", "TLS policy lookup for " + g.hop.text + "/" + t.hostname + ": " + why);
+            if (!plan.source.empty())  // beyond Postfix: where to fix it
+                support::log_warning("smtp", plan.source + ": the policy entry for \"" + g.hop.text +
+                                                 "\" is not usable; its mail is deferred, never sent with "
+                                                 "weaker protection (tlsrelay check-config says why)");
             last_relay = "none";
             last_dsn = "4.7.5";
             last_reason = why;

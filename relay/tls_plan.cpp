@@ -173,6 +173,7 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
     plan.level = policy.level;
     plan.context = ctx_;
     plan.invalid = policy.invalid;
+    if (policy.source) plan.source = policy.source->file + ":" + std::to_string(policy.source->line);
     plan.invalid_reason = policy.invalid_reason;
     plan.warnings = policy.warnings;
     if (policy.invalid) return plan;

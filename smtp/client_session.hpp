@@ -46,6 +46,7 @@ struct TlsPlan {
     bool invalid = false;
     std::string invalid_reason;  // the 4.7.5 text; "" = "client TLS configuration problem"
     std::vector<std::string> warnings;
+    std::string source;  // "FILE:LINE" of the policy-table entry in force, if any
     boost::asio::ssl::context* context = nullptr;  // null: our TLS engine is unavailable
     std::string sni;                               // "" sends no SNI
     // Configures the SSL object before the handshake (verify names, protocols ...).
