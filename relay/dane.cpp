@@ -1,5 +1,7 @@
 #include "relay/dane.hpp"
 
+#include "relay/tls_plan.hpp"
+
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -179,15 +181,7 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
         const std::string where = server.tls_name_addr_port();
         X509* cert = SSL_get0_peer_certificate(ssl);
         DaneMatch m = dane_match(ssl, dane.usable);
-        tls::SessionFacts f;
-        f.host = server.hostname;
-        f.addr = server.address.to_string();
-        f.starttls_offered = true;
-        f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
-        f.handshake_ok = true;
-        f.peer_cert_present = cert != nullptr;
-        f.verify_result = SSL_get_verify_result(ssl);
-        f.verify_text = X509_verify_cert_error_string(f.verify_result);
+        tls::SessionFacts f = handshake_facts(ssl, server);
         f.fingerprint_matched = m.matched;
         tls::Policy p;
         p.level = level;

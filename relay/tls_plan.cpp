@@ -137,18 +137,23 @@ std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config&
     return ctx;
 }
 
-tls::SessionFacts session_facts(SSL* ssl, const tls::Policy& policy, const std::string& domain,
-                                const smtp::ServerId& server) {
+tls::SessionFacts handshake_facts(SSL* ssl, const smtp::ServerId& server) {
     tls::SessionFacts f;
     f.host = server.hostname;
     f.addr = server.address.to_string();
     f.starttls_offered = true;
     f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
     f.handshake_ok = true;
-    X509* cert = SSL_get0_peer_certificate(ssl);
-    f.peer_cert_present = cert != nullptr;
+    f.peer_cert_present = SSL_get0_peer_certificate(ssl) != nullptr;
     f.verify_result = SSL_get_verify_result(ssl);
     f.verify_text = X509_verify_cert_error_string(f.verify_result);
+    return f;
+}
+
+tls::SessionFacts session_facts(SSL* ssl, const tls::Policy& policy, const std::string& domain,
+                                const smtp::ServerId& server) {
+    tls::SessionFacts f = handshake_facts(ssl, server);
+    X509* cert = SSL_get0_peer_certificate(ssl);
     f.reference_names = tls::resolve_match_names(policy.match, domain, server.hostname).names;
     f.nexthop_domain = domain;
     if (cert) {

@@ -19,6 +19,9 @@ namespace tlsrelay::relay {
 // null with error set when the trust store or settings cannot be loaded.
 std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config& c, std::string& error);
 
+// The facts every finished handshake has: host, address, chain result.
+tls::SessionFacts handshake_facts(SSL* ssl, const smtp::ServerId& server);
+
 // What a finished handshake shows under a policy: the chain result, names and
 // fingerprint matches, for tls::decide.
 tls::SessionFacts session_facts(SSL* ssl, const tls::Policy& policy, const std::string& nexthop_domain,
