@@ -3,6 +3,7 @@
 // read-modify-write of a message's state holds flock(LOCK_EX) on its message file.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -62,6 +63,7 @@ private:
     std::error_code current(int fd, const std::string& id, Envelope& out);
     void apply_state_file(Envelope& envelope);
     std::error_code write_state(const Envelope& envelope, bool durable);
+    void give_to_spool_owner(int fd) const;
     std::error_code retire(const std::string& id) override;
 
     std::shared_ptr<SpoolCore> core_;
@@ -169,12 +171,22 @@ std::error_code FsSpool::set_held(const std::string& id, bool held) {
 // recipients done: the rename still replaces the old state whole, and state lost in a
 // crash only makes a recipient be tried again (a duplicate, never a loss). A hold
 // placed by an administrator is made durable.
+// `queue hold` run as root on the spool of a daemon that dropped privileges: the state
+// file it writes must stay readable by that daemon, so it gets the directory's owner.
+void FsSpool::give_to_spool_owner(int fd) const {
+    struct stat dir {};
+    if (::geteuid() != 0 || ::fstat(core_->state_fd.get(), &dir) != 0 || dir.st_uid == 0) return;
+    if (::fchown(fd, dir.st_uid, dir.st_gid) != 0)
+        support::log_warning("queue", "cannot give a state file to the spool's owner");
+}
+
 std::error_code FsSpool::write_state(const Envelope& envelope, bool durable) {
     const FileOps& ops = core_->ops;
     std::filesystem::path tmp = core_->state / (envelope.id + ".tmp");
     std::error_code ec;
     io::Fd fd = io::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, ec, 0600);
     if (ec) return ec;
+    give_to_spool_owner(fd.get());
     ec = io::write_all(ops, fd.get(), format::encode_state(envelope));
     if (!ec && durable) ec = io::sync(ops, fd.get());
     if (!ec) ec = io::close_checked(ops, fd);

@@ -75,3 +75,23 @@ TEST(Reuse, ASpentFileStillLockedIsLeftAndAFreshOneMade) {
 
 }  // namespace
 }  // namespace tlsrelay::queue::test
+
+namespace tlsrelay::queue::test {
+namespace {
+
+// Run as root (as CI does): a state file written by root keeps the spool owner's uid.
+TEST(Ownership, StateWrittenByRootBelongsToTheSpoolOwner) {
+    if (::geteuid() != 0) GTEST_FAIL() << "this test needs root, as the test suite runs";
+    TempDir dir;
+    auto r = open_ok(dir.path);
+    std::string id = commit_message(*r.spool, "x\r\n", sample_envelope());
+    ASSERT_EQ(::chown((dir.path / "state").c_str(), 65534, 65534), 0);
+    ASSERT_FALSE(r.spool->set_held(id, true));
+    struct stat st {};
+    ASSERT_EQ(::stat((dir.path / "state" / id).c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 65534u);
+    EXPECT_EQ(st.st_gid, 65534u);
+}
+
+}  // namespace
+}  // namespace tlsrelay::queue::test
