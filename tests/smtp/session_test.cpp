@@ -288,6 +288,24 @@ TEST(ServerSession, ErrorLimitEndsTheSession) {
     EXPECT_TRUE(h.hung_up());
 }
 
+TEST(ServerSession, RecipientFloodEndsAtTheErrorLimit) {
+    // Checklist 41 (CVE-2020-28017 shape): RCPTs past max_recipients are errors, so a
+    // flood ends the session instead of growing anything.
+    Harness h(options());
+    converse(h, {{"EHLO c\r\n", 250}, {"MAIL FROM:<a@b.example>\r\n", 250}});
+    for (int i = 0; i < 3; ++i) {
+        h.send("RCPT TO:<r" + std::to_string(i) + "@y.example>\r\n");
+        EXPECT_EQ(h.code(), 250);
+    }
+    for (int i = 0; i < 5; ++i) {  // hard_error_limit is 5 in these options
+        h.send("RCPT TO:<x" + std::to_string(i) + "@y.example>\r\n");
+        EXPECT_EQ(h.code(), 452);
+    }
+    EXPECT_EQ(h.code(), 421);
+    EXPECT_TRUE(h.hung_up());
+    EXPECT_TRUE(h.sink.stored.empty());
+}
+
 TEST(ServerSession, HttpRequestIsHungUpOn) {
     Harness h(options());
     h.code();
