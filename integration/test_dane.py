@@ -21,7 +21,7 @@ import re
 import unittest
 
 import pki
-from test_differential import CONFIG, NOT_OFFERED, NOT_VERIFIED, SENT, DifferentialCase, _test
+from test_differential import CONFIG, NOT_OFFERED, NOT_VERIFIED, SENT, define_groups
 from world import SmtpPeer, WorldTestCase
 
 P = pki.get_pki()
@@ -323,15 +323,7 @@ class RealValidatingResolver(WorldTestCase):
         self.assertRegex(ours, line, f"postfix: {pf['line']}")
 
 
-def _make_group(group: str, rows: list[dict]):
-    attrs = {"__doc__": f"DANE differential scenarios: {group}."}
-    for i, row in enumerate(rows):
-        attrs[f"test_{i:02d}_{re.sub(r'[^0-9A-Za-z]+', '_', row['name'])}"] = _test(row)
-    return type(group, (DifferentialCase,), attrs)
-
-
-for _group, _rows in SCENARIOS.items():
-    globals()[_group] = _make_group(_group, _rows)
+define_groups(globals(), SCENARIOS, "DANE differential")
 
 GROUPS = list(SCENARIOS)
 

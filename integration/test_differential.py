@@ -619,15 +619,17 @@ def _test(row: dict):
     return test
 
 
-def _make_group(group: str, rows: list[dict]):
-    attrs = {"__doc__": f"Differential scenarios: {group}."}
-    for i, row in enumerate(rows):
-        attrs[f"test_{i:02d}_{re.sub(r'[^0-9A-Za-z]+', '_', row['name'])}"] = _test(row)
-    return type(group, (DifferentialCase,), attrs)
+def define_groups(namespace: dict, scenarios: dict[str, list[dict]], kind: str = "Differential") -> None:
+    """One TestCase class per group of rows, one test per row, put into namespace
+    (a module's globals()) so that ctest can name each class."""
+    for group, rows in scenarios.items():
+        attrs = {"__doc__": f"{kind} scenarios: {group}."}
+        for i, row in enumerate(rows):
+            attrs[f"test_{i:02d}_{re.sub(r'[^0-9A-Za-z]+', '_', row['name'])}"] = _test(row)
+        namespace[group] = type(group, (DifferentialCase,), attrs)
 
 
-for _group, _rows in SCENARIOS.items():
-    globals()[_group] = _make_group(_group, _rows)
+define_groups(globals(), SCENARIOS)
 
 GROUPS = list(SCENARIOS)
 
