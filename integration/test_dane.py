@@ -91,6 +91,13 @@ SCENARIOS: dict[str, list[dict]] = {
         dane("dane-unusable-usage-1-is-encrypt", SENT, records=[tlsa(LEAF, 1, 1, 1)]),
         dane("dane-unusable-mtype-255-is-encrypt", SENT, records=[(TLSA_NAME, "TLSA", "3 1 255 00")]),
         dane("dane-only-unusable", UNUSABLE, level="dane-only", records=[tlsa(LEAF, 0, 0, 1)]),
+        # Records that pass the DNS-level checks but OpenSSL refuses at connect time.
+        dane("dane-openssl-rejects-digest-length", SENT, records=[(TLSA_NAME, "TLSA", "3 1 1 0011")]),
+        dane("dane-only-openssl-rejects-digest-length", NOT_VERIFIED, level="dane-only",
+             records=[(TLSA_NAME, "TLSA", "3 1 1 0011")]),
+        dane("dane-openssl-rejects-full-key", SENT, records=[(TLSA_NAME, "TLSA", "3 1 0 00112233")]),
+        dane("dane-only-openssl-rejects-full-key", NOT_VERIFIED, level="dane-only",
+             records=[(TLSA_NAME, "TLSA", "3 1 0 00112233")]),
         dane("dane-tlsa-servfail", TLSA_ERROR, dns_failures=[(TLSA_NAME, "TLSA", "SERVFAIL")]),
         dane("dane-only-tlsa-servfail", TLSA_ERROR, level="dane-only",
              dns_failures=[(TLSA_NAME, "TLSA", "SERVFAIL")]),
