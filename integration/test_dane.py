@@ -153,6 +153,16 @@ SCENARIOS: dict[str, list[dict]] = {
              dns=[MX, ("mx1.example.test", "CNAME", "mx-real.example.test."),
                   tlsa(LEAF, 3, 1, 1, "_25._tcp.mx-real.example.test")],
              sni="mx-real.example.test"),
+        # The target's address is insecure: no TLSA lookup at the target; Postfix checks
+        # the CNAME record itself and, when that is secure, looks up TLSA at the MX name.
+        dane("dane-only-secure-cname-insecure-target", SENT, level="dane-only",
+             peers={"mx1": {"names": ["mx-real.example.test"], "hostname": "mx1.example.test", "cert": MX1}},
+             dns=[MX, ("mx1.example.test", "CNAME", "mx-real.example.test."), tlsa(LEAF, 3, 1, 1)],
+             dns_insecure=["mx-real.example.test"]),
+        dane("dane-only-insecure-cname-insecure-target", NO_TLSA, level="dane-only",
+             peers={"mx1": {"names": ["mx-real.example.test"], "hostname": "mx1.example.test", "cert": MX1}},
+             dns=[MX, ("mx1.example.test", "CNAME", "mx-real.example.test."), tlsa(LEAF, 3, 1, 1)],
+             dns_insecure=["mx-real.example.test", "mx1.example.test"]),
         dane("dane-only-without-dnssec-config-problem", CONFIG, level="dane-only",
              records=[tlsa(LEAF, 3, 1, 1)], main={"smtp_dns_support_level": "enabled"}),
     ],

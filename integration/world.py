@@ -706,7 +706,8 @@ class DnsServer:
                 return bytes(wire) + b"\xc0\xff"           # ... whose owner points nowhere
             if kind in ("NXDOMAIN", "SERVFAIL", "REFUSED"):
                 reply.header.rcode = getattr(RCODE, kind)
-            elif kind != "NODATA":
+            chain = [name]  # an answer is secure only if every name in its CNAME chain is
+            if kind not in ("NXDOMAIN", "SERVFAIL", "REFUSED", "NODATA"):
                 cur = name
                 for _ in range(10):  # follow CNAMEs inside our own data
                     if (cur, rtype) in self.records:
@@ -717,11 +718,12 @@ class DnsServer:
                         target = self.records[(cur, "CNAME")][0]
                         reply.add_answer(*RR.fromZone(f"{cur} 60 IN CNAME {target}"))
                         cur = self._fqdn(target)
+                        chain.append(cur)
                         continue
                     if not self._exists(cur):
                         reply.header.rcode = RCODE.NXDOMAIN
                     break
-            reply.header.ad = int(self.ad and name not in self.insecure)
+            reply.header.ad = int(self.ad and not any(n in self.insecure for n in chain))
         if opt is not None:
             reply.add_ar(EDNS0(udp_len=1232, flags="do" if (opt.ttl >> 15) & 1 else ""))
         packed = reply.pack()

@@ -57,9 +57,21 @@ boost::asio::awaitable<tls::DaneDecision> resolve_dane(dns::Resolver& resolver, 
     in.port = target.port;
     in.mx_qname = target.mx_qname;
     in.host_secure = target.host_secure;
+    // An alias whose target's addresses are not validated: Postfix asks for the CNAME
+    // record itself and, when that one is validated, looks up TLSA at the alias only.
+    bool alias_only = false;
+    if (!in.host_secure && !target.canonical.empty()) {
+        tls::DaneInput if_secure = in;
+        if_secure.host_secure = true;
+        if (tls::tlsa_lookup_needed(if_secure)) {
+            const std::string& alias = target.hostname;
+            dns::CnameResult c = co_await resolver.cname(alias);
+            alias_only = in.host_secure = c.status == dns::Status::ok && c.secure;
+        }
+    }
     if (tls::tlsa_lookup_needed(in)) {
         // Postfix's tls_dane_resolve: the CNAME-expanded name first, then the MX name.
-        std::string base = target.canonical.empty() ? target.hostname : target.canonical;
+        std::string base = target.canonical.empty() || alias_only ? target.hostname : target.canonical;
         std::string owner = tls::tlsa_owner(base, target.port);
         dns::TlsaResult r = co_await resolver.tlsa(owner);
         in.tlsa = tlsa_status(r);
