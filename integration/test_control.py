@@ -200,6 +200,31 @@ class ControlActions(ControlCase):
         cp = relay.cli("queue", "flush", qid, check=False)  # not rescheduled in the daemon either
         self.assertEqual((cp.returncode, cp.stderr.decode()), (1, f"tlsrelay: queue: no message {qid}\n"))
 
+    def test_hold_during_delivery_records_the_attempt_but_never_retries_it(self):
+        """A message held while its attempt runs: the attempt's outcome is recorded, it is not retried (not even on flush) until released and flushed."""
+        peer = self.peer("mx1.example.test", stall=["DOT"])
+        relay = self.relay(queue=LATER)
+        qid = submit(relay, content("held-in-flight"))
+        peer.wait_for_command(".", timeout=10)
+        mark = relay.log_mark()
+        relay.cli("queue", "hold", qid)
+        relay.wait_for_log(rf"tlsrelay/queue\[\d+\]: {qid}: placed on hold$", since=mark)
+        peer.stop()  # the attempt ends: deferred, lost connection
+        self.status(relay, qid, RCPT, "deferred", since=mark)
+        e = self.wait_waiting(relay, qid, "held")
+        self.assertEqual((e["held"], e["recipients"][0]["attempts"]), (True, 1))
+        again = self.peer(port=25, host=peer.host)  # the same MX address, accepting now
+        relay.cli("queue", "flush")
+        marker = submit(relay, content("held-marker"))
+        self.delivered(again, "held-marker")
+        self.wait_removed(relay, marker, since=mark)
+        self.never_delivered(again, "held-in-flight")
+        self.assertEqual(len(self.statuses(relay, qid, RCPT, since=mark)), 1, "one attempt only")
+        relay.cli("queue", "release", qid)
+        relay.cli("queue", "flush", qid)
+        self.delivered(again, "held-in-flight")
+        self.wait_removed(relay, qid, since=mark)
+
     def test_list_says_a_message_waits_for_a_connection_slot(self):
         """With max_connections_per_domain = 1 and one delivery stalled, a second message for the domain is listed as waiting for a connection slot."""
         peer = self.peer("mx1.example.test", stall=["DOT"])
