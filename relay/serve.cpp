@@ -16,6 +16,7 @@
 
 #include "queue/queue.hpp"
 #include "relay/cli.hpp"
+#include "relay/control.hpp"
 #include "relay/dane.hpp"
 #include "relay/scheduler.hpp"
 #include "relay/spool_sink.hpp"
@@ -157,8 +158,12 @@ int run_serve(const Args& args) {
     if (!server.listen(cfg->server.listen, error)) return fail(error);
     delivery.self = server.local_endpoints();
     scheduler.start();
+    ControlServer control(io, scheduler);  // before the drop, which hands its socket over
+    if (std::string why; !control.listen(cfg->queue.dir, why))
+        support::log_warning("queue", why + "; queue commands change the spool files instead");
     if (!drop_privileges(cfg->server.user, cfg->queue.dir, error)) return fail(error);
     server.start();
+    control.start();
 
     asio::signal_set hup(io, SIGHUP);
     asio::signal_set stop(io, SIGTERM, SIGINT);
@@ -167,6 +172,7 @@ int run_serve(const Args& args) {
         support::log_info("master", "terminating on signal " + std::to_string(sig));
         server.stop();
         scheduler.stop();
+        control.stop();
         connections.close_all();
         hup.cancel();
     });
