@@ -208,6 +208,7 @@ class Relay:
         self._log_cond = threading.Condition()
         self._reader: threading.Thread | None = None
         self.starts = 0
+        self.preexec = None  # runs in the child before exec, e.g. to set a resource limit
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -230,7 +231,7 @@ class Relay:
         self.proc = subprocess.Popen(
             [str(relay_binary()), "serve", "--config", str(self.config_path)],
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True)
+            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec)
         self.starts += 1
         self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
         self._reader.start()

@@ -22,6 +22,7 @@
 #include "relay/spool_sink.hpp"
 #include "relay/tls_plan.hpp"
 #include "smtp/server.hpp"
+#include "support/fd_limit.hpp"
 #include "support/log.hpp"
 
 namespace tlsrelay::relay {
@@ -154,6 +155,8 @@ int run_serve(const Args& args) {
     };
     Scheduler scheduler(io, *opened.spool, disk, delivery);
     SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) { scheduler.add(e); });
+    if (auto short_of = support::raise_fd_limit(cfg->server.max_connections + 256))  // + spool, DNS, deliveries
+        support::log_warning("master", *short_of);
     smtp::Server server(io, server_options(*cfg), sink, tls);
     if (!server.listen(cfg->server.listen, error)) return fail(error);
     delivery.self = server.local_endpoints();

@@ -127,6 +127,7 @@ private:
     ServerReply greeting_, ehlo_;
     bool usable_ = true;
     bool timed_out_ = false;
+    std::string bad_reply_;  // why the last reply could not be parsed
     std::string tls_summary_;
 };
 
