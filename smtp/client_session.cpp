@@ -64,6 +64,12 @@ ClientConnection::~ClientConnection() {
 }
 
 Failure ClientConnection::lost(const char* what) const {
+    // A line that is no SMTP reply: Postfix would glue it to the next reply and go on
+    // (smtp_chat.c), which with pipelining can take a later reply as this one. We give
+    // up on the connection instead, and say why.
+    if (!parser_.error().empty())
+        return Failure{"4.5.0", "non-ESMTP response from " + server_.name_addr() + " while " + what + ": " +
+                                    parser_.bad_line()};
     std::string reason = timed_out_ ? "conversation with " + server_.name_addr() + " timed out while " + what
                                     : "lost connection with " + server_.name_addr() + " while " + what;
     return Failure{"4.4.2", reason};

@@ -37,6 +37,9 @@ public:
     std::size_t consume(std::string_view input, Status& status);
     const ServerReply& reply() const { return reply_; }
     const std::string& error() const { return error_; }
+    // The line that caused the error, sanitised and cut to 100 octets (Postfix logs
+    // "non-ESMTP response from HOST: %.100s").
+    const std::string& bad_line() const { return bad_line_; }
 
 private:
     Status finish_line(bool& done);
@@ -46,6 +49,7 @@ private:
     ServerReply reply_;
     ServerReply building_;
     std::string error_;
+    std::string bad_line_;
 };
 
 struct Capabilities {
