@@ -864,6 +864,11 @@ class SmtpPeer:
       size                the SIZE limit advertised in EHLO (None: no SIZE keyword)
       pipelining          False: PIPELINING is not advertised (a session records in
                           `pipelined` whether a command came with more bytes behind it)
+      garbage_before      stage -> text sent before that stage's normal reply, e.g.
+                          {"MAIL": "this is garbage"}: a desynchronised server
+      dot_delay           seconds (or a callable(PeerMessage) -> seconds) between taking a
+                          message and answering its end of data: a slow server, so a
+                          relay killed meanwhile has delivered without seeing the 250
     wait_for_command(prefix, timeout) blocks until some session received a command line
     starting with prefix ("." = the end of DATA).
     """
@@ -877,7 +882,8 @@ class SmtpPeer:
                  greeting: str | None = None, replies: dict | None = None,
                  rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
                  stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None,
-                 size: int | None = 10240000, pipelining: bool = True):
+                 size: int | None = 10240000, pipelining: bool = True, dot_delay=None,
+                 garbage_before: dict | None = None):
         self.world = world
         self.host = host or world.ports.address()
         self.port = port
@@ -903,6 +909,8 @@ class SmtpPeer:
         self.extensions = extensions
         self.size = size
         self.pipelining = pipelining
+        self.dot_delay = dot_delay
+        self.garbage_before = {k.upper(): v for k, v in (garbage_before or {}).items()}
         self.messages: list[PeerMessage] = []
         self.sessions: list[PeerSession] = []
         self._cond = threading.Condition()
@@ -990,6 +998,12 @@ class SmtpPeer:
                 raise AssertionError(f"{self.host}: {len(self.messages)} of {n} messages within "
                                      f"{timeout}s; sessions: {self.sessions!r}")
             return list(self.messages)
+
+    def take_messages(self) -> list[PeerMessage]:
+        """Removes and returns the messages accepted so far (long runs keep memory flat)."""
+        with self._cond:
+            taken, self.messages = self.messages, []
+            return taken
 
     def wait_for_sessions(self, n: int = 1, timeout: float = 10.0) -> list[PeerSession]:
         """Blocks until at least n sessions have ended; returns all sessions."""
@@ -1082,6 +1096,8 @@ class SmtpPeer:
             if verb in self.stall:
                 return await self._stall(reader, verb)
             override = self.replies.get(verb)
+            if verb in self.garbage_before:
+                await send(self.garbage_before[verb])
             if verb == "EHLO":
                 if not self.esmtp:
                     await send("502 5.5.2 Error: command not recognized")
@@ -1171,10 +1187,17 @@ class SmtpPeer:
                 if "DOT" in self.stall:
                     return await self._stall(reader, "DOT")
                 reply = self.replies.get("DOT") or "250 2.0.0 Ok: queued"
+                if "DOT" in self.garbage_before:
+                    await send(self.garbage_before["DOT"])
                 if reply.startswith("2"):
+                    msg = PeerMessage(sess, mail_from, rcpts, b"".join(lines))
                     with self._cond:
-                        self.messages.append(PeerMessage(sess, mail_from, rcpts, b"".join(lines)))
+                        self.messages.append(msg)
                         self._cond.notify_all()
+                    delay = self.dot_delay(msg) if callable(self.dot_delay) else self.dot_delay
+                    if delay:
+                        import asyncio
+                        await asyncio.sleep(delay)
                 mail_from, rcpts = None, []
                 await send(reply)
             elif verb == "RSET":

@@ -64,8 +64,13 @@ ClientConnection::~ClientConnection() {
 }
 
 Failure ClientConnection::lost(const char* what) const {
-    // A reply we refuse to read on (malformed, or too long: reply_parser.hpp) is the
-    // peer breaking the protocol (RFC 3463 X.5.0), not a lost connection.
+    // A line that is no SMTP reply: Postfix would glue it to the next reply and go on
+    // (smtp_chat.c), which with pipelining can take a later reply as this one. We give
+    // up on the connection instead, and say why. A reply we refuse to read on for its
+    // size (reply_parser.hpp) is likewise the peer breaking the protocol (X.5.0).
+    if (parser_.non_esmtp())
+        return Failure{"4.5.0", "non-ESMTP response from " + server_.name_addr() + " while " + what + ": " +
+                                    parser_.bad_line()};
     if (!bad_reply_.empty())
         return Failure{"4.5.0", "bad reply from host " + server_.name_addr() + " while " + what + ": " + bad_reply_};
     std::string reason = timed_out_ ? "conversation with " + server_.name_addr() + " timed out while " + what

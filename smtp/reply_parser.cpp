@@ -22,6 +22,13 @@ bool is_enhanced(std::string_view t) {
     return dots == 1 && digits > 0;
 }
 
+// Control bytes and 8-bit bytes become '?', as Postfix's printable() does.
+std::string printable(std::string s) {
+    for (auto& ch : s)
+        if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
+    return s;
+}
+
 std::string upper_word(std::string_view line) {
     std::string w(line.substr(0, line.find(' ')));
     for (auto& c : w) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -77,6 +84,7 @@ std::size_t ReplyParser::consume(std::string_view input, Status& status) {
         if (!line_.empty() && line_.back() == '\r') line_.pop_back();
         bool done = false;
         status = finish_line(done);
+        if (status == Status::error) bad_line_ = printable(line_.substr(0, 100));
         line_.clear();
         truncated_ = false;
         if (status == Status::error || done) return used;
@@ -91,12 +99,12 @@ ReplyParser::Status ReplyParser::finish_line(bool& done) {
                   std::isdigit(static_cast<unsigned char>(l[1])) &&
                   std::isdigit(static_cast<unsigned char>(l[2]));
     if (!digits || (l.size() > 3 && l[3] != ' ' && l[3] != '-')) {
-        error_ = "malformed reply line";
+        error_ = malformed_line;
         return Status::error;
     }
     int code = std::stoi(l.substr(0, 3));
     if (code < 200 || code > 599) {
-        error_ = "reply code out of range";
+        error_ = code_out_of_range;
         return Status::error;
     }
     if (!building_.lines.empty() && building_.code != code) {
@@ -114,8 +122,7 @@ ReplyParser::Status ReplyParser::finish_line(bool& done) {
         return Status::error;
     }
     building_.code = code;
-    for (auto& ch : text)
-        if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
+    text = printable(std::move(text));
     building_.lines.push_back(std::move(text));
     if (l.size() > 3 && l[3] == '-') return Status::need_more;
     reply_ = std::move(building_);

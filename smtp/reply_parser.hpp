@@ -43,6 +43,13 @@ public:
     std::size_t consume(std::string_view input, Status& status);
     const ServerReply& reply() const { return reply_; }
     const std::string& error() const { return error_; }
+    // The line that caused the error, sanitised and cut to 100 octets (Postfix logs
+    // "non-ESMTP response from HOST: %.100s").
+    const std::string& bad_line() const { return bad_line_; }
+    // The error is a line that is no reply at all (not a limit on a well-formed one).
+    bool non_esmtp() const { return error_ == malformed_line || error_ == code_out_of_range; }
+    static constexpr const char* malformed_line = "malformed reply line";
+    static constexpr const char* code_out_of_range = "reply code out of range";
 
 private:
     Status finish_line(bool& done);
@@ -53,6 +60,7 @@ private:
     ServerReply building_;
     std::size_t building_bytes_ = 0;
     std::string error_;
+    std::string bad_line_;
 };
 
 struct Capabilities {

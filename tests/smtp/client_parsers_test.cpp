@@ -96,6 +96,17 @@ TEST(ReplyParser, HostileRepliesStayBounded) {
     EXPECT_EQ(r.reply().lines[0], "a?[31m?b");  // control bytes never reach a log line
 }
 
+TEST(ReplyParser, GarbageLineIsAnErrorAndNamedPrintably) {
+    // Postfix glues such a line to the next reply; we stop at it (checklist item 72).
+    ReplyParser p;
+    ReplyParser::Status st;
+    std::string input = "this is \x01garbage " + std::string(200, 'x') + "\r\n250 2.1.0 Ok\r\n";
+    std::size_t used = p.consume(input, st);
+    EXPECT_EQ(st, ReplyParser::Status::error);
+    EXPECT_EQ(used, input.find('\n') + 1);  // the valid reply behind it is not consumed
+    EXPECT_EQ(p.bad_line(), ("this is ?garbage " + std::string(200, 'x')).substr(0, 100));
+}
+
 TEST(ReplyParser, TextAsPostfixLogsIt) {
     ReplyParser p;
     ReplyParser::Status st;
