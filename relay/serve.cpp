@@ -17,6 +17,7 @@
 #include "queue/queue.hpp"
 #include "relay/cli.hpp"
 #include "relay/dane.hpp"
+#include "relay/mta_sts.hpp"
 #include "relay/scheduler.hpp"
 #include "relay/spool_sink.hpp"
 #include "relay/tls_plan.hpp"
@@ -151,6 +152,8 @@ int run_serve(const Args& args) {
     delivery.plan = [&](const std::string& nexthop, const smtp::ServerId& s) {
         return planner->plan(nexthop, s);
     };
+    MtaSts mta_sts(io.get_executor(), *cfg, *resolver, disk);
+    delivery.mta_sts = &mta_sts;
     Scheduler scheduler(io, *opened.spool, disk, delivery);
     SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) { scheduler.add(e); });
     smtp::Server server(io, server_options(*cfg), sink, tls);
@@ -168,6 +171,7 @@ int run_serve(const Args& args) {
         server.stop();
         scheduler.stop();
         connections.close_all();
+        mta_sts.stop();
         hup.cancel();
     });
     // Contexts replaced by a reload stay alive: a connection may still be about to use one.
