@@ -241,20 +241,47 @@ AddressResult parse_address_reply(std::span<const std::uint8_t> reply, int rr_ty
     return result;
 }
 
+namespace {
+
+// The rdata of every record of rr_type owned by qname or an alias of it that the
+// answer's CNAME chain leads to; nullopt when the answer cannot be read.
+std::optional<std::vector<std::span<const std::uint8_t>>> chain_rdata(std::span<const std::uint8_t> reply,
+                                                                      std::string_view qname, int rr_type) {
+    auto records = answer_records(reply);
+    auto chain = records ? cname_chain(reply, *records, qname) : std::nullopt;
+    if (!chain) return std::nullopt;
+    std::vector<std::span<const std::uint8_t>> out;
+    for (const auto& r : *records)
+        if (r.type == rr_type && r.rr_class == class_in && chain->contains(r.owner))
+            out.push_back(reply.subspan(r.rdata, r.rdlength));  // not CNAME, RRSIG or other owners' noise
+    return out;
+}
+
+// RFC 1035 3.3.14: one or more <character-string>s (a length octet and that many
+// octets), joined without separators (RFC 7208 3.3, RFC 8461 3.1).
+std::optional<std::string> txt_text(std::span<const std::uint8_t> rdata) {
+    std::string text;
+    for (std::size_t at = 0; at < rdata.size();) {
+        std::size_t n = rdata[at];
+        if (at + 1 + n > rdata.size()) return std::nullopt;
+        text.append(reinterpret_cast<const char*>(rdata.data() + at + 1), n);
+        at += 1 + n;
+    }
+    return text;
+}
+
+}  // namespace
+
 TlsaResult parse_tlsa_reply(std::span<const std::uint8_t> reply, std::string_view qname,
                             bool dnssec) {
     auto check = check_reply(reply, dnssec);
     TlsaResult result{check.status, check.secure, {}};
     if (check.status != Status::ok) return result;
-    auto records = answer_records(reply);
-    auto chain = records ? cname_chain(reply, *records, qname) : std::nullopt;
-    if (!chain) return {Status::try_again, check.secure, {}};
-    for (const auto& r : *records) {
-        if (r.type != type_tlsa || r.rr_class != class_in || !chain->contains(r.owner))
-            continue;  // CNAME, RRSIG, or another owner's noise
-        if (r.rdlength < 3) return {Status::try_again, check.secure, {}};
+    auto rdatas = chain_rdata(reply, qname, type_tlsa);
+    if (!rdatas) return {Status::try_again, check.secure, {}};
+    for (const auto& rdata : *rdatas) {
+        if (rdata.size() < 3) return {Status::try_again, check.secure, {}};
         if (result.records.size() == max_tlsa_records) break;
-        auto rdata = reply.subspan(r.rdata, r.rdlength);
         result.records.push_back({rdata[0], rdata[1], rdata[2], {rdata.begin() + 3, rdata.end()}});
     }
     if (result.records.empty()) result.status = Status::nodata;
@@ -276,6 +303,22 @@ CnameResult parse_cname_reply(std::span<const std::uint8_t> reply, std::string_v
         return result;
     }
     result.status = Status::nodata;
+    return result;
+}
+
+TxtResult parse_txt_reply(std::span<const std::uint8_t> reply, std::string_view qname, bool dnssec) {
+    auto check = check_reply(reply, dnssec);
+    TxtResult result{check.status, check.secure, {}};
+    if (check.status != Status::ok) return result;
+    auto rdatas = chain_rdata(reply, qname, type_txt);
+    if (!rdatas) return {Status::try_again, check.secure, {}};
+    for (const auto& rdata : *rdatas) {
+        auto text = txt_text(rdata);
+        if (!text) return {Status::try_again, check.secure, {}};
+        if (result.records.size() == max_txt_records) break;
+        result.records.push_back(std::move(*text));
+    }
+    if (result.records.empty()) result.status = Status::nodata;
     return result;
 }
 

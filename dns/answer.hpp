@@ -1,5 +1,5 @@
 // Pure parsing of DNS replies into the resolver's result values: header flags
-// (rcode, AD, TC) by hand, MX/A/AAAA through c-ares' parsers, TLSA by hand (c-ares
+// (rcode, AD, TC) by hand, MX/A/AAAA through c-ares' parsers, TLSA and TXT by hand (c-ares
 // 1.18 has none). Malformed input is a temporary error, never a crash, and names are
 // checked as LDH hostnames before they leave this file (security checklist item 66).
 #pragma once
@@ -19,9 +19,11 @@ namespace tlsrelay::dns {
 inline constexpr std::size_t max_mx_records = 100;
 inline constexpr std::size_t max_addresses_per_family = 64;
 inline constexpr std::size_t max_tlsa_records = 100;
+inline constexpr std::size_t max_txt_records = 32;
 inline constexpr int max_cname_hops = 8;
 
-inline constexpr int type_a = 1, type_cname = 5, type_mx = 15, type_aaaa = 28, type_tlsa = 52;
+inline constexpr int type_a = 1, type_cname = 5, type_mx = 15, type_txt = 16, type_aaaa = 28,
+                     type_tlsa = 52;
 
 struct ReplyHeader {
     std::uint16_t id = 0;
@@ -35,7 +37,7 @@ struct ReplyHeader {
 std::optional<ReplyHeader> parse_header(std::span<const std::uint8_t> reply);
 
 // Which characters a name may hold: `host` is LDH (RFC 1123); `tlsa_owner` also
-// allows '_' for "_25._tcp.host".
+// allows '_' for "_25._tcp.host" (and TXT owners such as "_mta-sts.example.com").
 enum class NameKind { host, tlsa_owner };
 
 // Lower-cases, strips one trailing dot and validates (labels 1..63 octets, total
@@ -57,6 +59,9 @@ TlsaResult parse_tlsa_reply(std::span<const std::uint8_t> reply, std::string_vie
 
 // The CNAME record owned by qname (not followed further).
 CnameResult parse_cname_reply(std::span<const std::uint8_t> reply, std::string_view qname, bool dnssec);
+// TXT records at qname (or the end of its CNAME chain), each one's strings joined;
+// a character-string running past its record is try_again. At most max_txt_records.
+TxtResult parse_txt_reply(std::span<const std::uint8_t> reply, std::string_view qname, bool dnssec);
 
 // The name a CNAME chain in the answer leads qname to (lower-case); "" when qname
 // is no alias in this reply or the reply cannot be read.

@@ -69,6 +69,15 @@ awaitable<TlsaResult> lookup_tlsa(Channel channel, std::string owner) {
     co_return parse_tlsa_reply(reply.bytes, *name, channel->dnssec());
 }
 
+awaitable<TxtResult> lookup_txt(Channel channel, std::string owner) {
+    auto name = normalize_name(owner, NameKind::tlsa_owner);  // "_mta-sts.domain" holds a '_'
+    if (!name) co_return TxtResult{Status::nxdomain, false, {}};
+    RawReply reply = co_await channel->async_query(*name, type_txt, use_awaitable);
+    if (reply.ares_status != ARES_SUCCESS)
+        co_return TxtResult{status_from_ares(reply.ares_status), false, {}};
+    co_return parse_txt_reply(reply.bytes, *name, channel->dnssec());
+}
+
 class AresResolver final : public Resolver {
   public:
     explicit AresResolver(Channel channel) : channel_(std::move(channel)) {}
@@ -87,6 +96,9 @@ class AresResolver final : public Resolver {
     }
     awaitable<CnameResult> cname(std::string name) override {
         return lookup_cname(channel_, std::move(name));
+    }
+    awaitable<TxtResult> txt(std::string name) override {
+        return lookup_txt(channel_, std::move(name));
     }
 
   private:

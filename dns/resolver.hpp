@@ -1,4 +1,4 @@
-// DNS lookups the delivery side needs (MX, A/AAAA, TLSA), behind a small interface
+// DNS lookups the delivery side needs (MX, A/AAAA, TLSA, TXT), behind a small interface
 // with c-ares driven by the Asio event loop behind it: no blocking calls, no thread
 // per query. Results are values that keep Postfix's distinctions (no such domain,
 // no data, try again, failed) so delivery can produce Postfix's DSNs and texts.
@@ -67,6 +67,14 @@ struct CnameResult {
     std::string target;  // "" with nodata: the name is no alias
 };
 
+// TXT records, each record's character-strings joined without separators (RFC 8461
+// 3.1 reads "_mta-sts" records this way).
+struct TxtResult {
+    Status status = Status::try_again;
+    bool secure = false;
+    std::vector<std::string> records;
+};
+
 struct ResolverOptions {
     std::vector<std::string>
         servers;          // "ip:port" or "[ipv6]:port" or "ip"; empty: /etc/resolv.conf
@@ -83,6 +91,7 @@ class Resolver {
     virtual boost::asio::awaitable<AddressResult> addresses(std::string host) = 0;
     virtual boost::asio::awaitable<TlsaResult> tlsa(std::string name) = 0;  // "_25._tcp.host"
     virtual boost::asio::awaitable<CnameResult> cname(std::string name) = 0;
+    virtual boost::asio::awaitable<TxtResult> txt(std::string name) = 0;    // "_mta-sts.example.com"
 };
 
 // Text for Postfix's "Name service error for name=N type=T: <text>".
@@ -96,7 +105,7 @@ std::string_view postfix_text(Status s);
 //   as they are (ok, not secure).
 // - Reply names are lower-cased and checked; a reply with a bad name, a bad pointer,
 //   bogus counts or any other malformation is try_again. At most 100 MX, 64 addresses
-//   per family and 100 TLSA records are kept.
+//   per family, 100 TLSA and 32 TXT records are kept.
 // - Lookups can be cancelled (e.g. `co_await (r.mx(d) || timer.async_wait(...))`);
 //   a cancelled lookup returns try_again at once.
 // - Use from one thread (or strand), and destroy the Resolver before its execution

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "relay/dane.hpp"
+#include "relay/mta_sts.hpp"
 #include "relay/nexthop.hpp"
 #include "relay/route.hpp"
 #include "support/log.hpp"
@@ -242,6 +243,11 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
             at.finish(i, "none", route.error->dsn, route.error->reason, false, route.error->hard());
         co_return;
     }
+    StsGuard sts;
+    if (ctx.mta_sts) {
+        const std::string rcpt_domain = domain_of(at.env.recipients[pending[0]].address);
+        sts = co_await ctx.mta_sts->guard_for(g.hop, rcpt_domain);
+    }
     for (std::size_t n = 0; n < route.targets.size() && !pending.empty(); ++n) {
         const Target& t = route.targets[n];
         final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
@@ -270,6 +276,13 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
             continue;
         }
         for (const auto& w : plan.warnings) support::log_warning("smtp", w);
+        if (auto skip = sts.apply(plan, g.hop.text, server)) {  // enforce: an MX host not in the policy
+            support::log_info("smtp", *skip + ": skipped");
+            last_relay = "none";
+            last_dsn = "4.7.5";
+            last_reason = *skip;
+            continue;
+        }
         smtp::OutboundMessage msg = outbound(at, pending, content);
         std::vector<smtp::RecipientResult> results;
         SessionOutcome outcome = co_await one_session(ctx, t, server, plan, msg, results);

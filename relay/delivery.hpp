@@ -21,6 +21,8 @@
 
 namespace tlsrelay::relay {
 
+class MtaSts;
+
 struct DeliveryContext {
     const config::Config& config;
     dns::Resolver& resolver;
@@ -33,6 +35,8 @@ struct DeliveryContext {
     // level dane / dane-only); null: DANE is not resolved and such a plan is used as is.
     std::function<smtp::TlsPlan(const std::string& nexthop, const smtp::ServerId& server,
                                 const tls::DaneDecision& dane)> dane_plan;
+    // MTA-STS (relay/mta_sts.hpp) after DANE; null: never looked up.
+    MtaSts* mta_sts = nullptr;
 };
 
 struct AttemptTimes {

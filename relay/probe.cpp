@@ -12,6 +12,7 @@
 
 #include "relay/cli.hpp"
 #include "relay/dane.hpp"
+#include "relay/mta_sts.hpp"
 #include "relay/nexthop.hpp"
 #include "relay/route.hpp"
 #include "relay/tls_plan.hpp"
@@ -206,6 +207,12 @@ asio::awaitable<int> probe(const std::string& destination, const Args& args, con
     for (const auto& t : route.targets)
         std::cout << "  " << t.hostname << "[" << t.address.to_string() << "]:" << t.port << " preference "
                   << t.preference << "\n";
+    if (sts_applies(*hop, hop->domain)) {
+        std::vector<std::string> hosts;
+        for (const auto& t : route.targets)
+            if (std::find(hosts.begin(), hosts.end(), t.hostname) == hosts.end()) hosts.push_back(t.hostname);
+        co_await print_sts_status(resolver, cfg, hop->domain, hosts, std::cout);
+    }
     std::string suggestion;
     bool any = false;
     for (const auto& t : route.targets) {

@@ -18,6 +18,7 @@
 #include "relay/cli.hpp"
 #include "relay/control.hpp"
 #include "relay/dane.hpp"
+#include "relay/mta_sts.hpp"
 #include "relay/scheduler.hpp"
 #include "relay/spool_sink.hpp"
 #include "relay/tls_plan.hpp"
@@ -153,6 +154,8 @@ int run_serve(const Args& args) {
     delivery.plan = [&](const std::string& nexthop, const smtp::ServerId& s) {
         return planner->plan(nexthop, s);
     };
+    MtaSts mta_sts(io.get_executor(), *cfg, *resolver, disk);
+    delivery.mta_sts = &mta_sts;
     Scheduler scheduler(io, *opened.spool, disk, delivery);
     SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) { scheduler.add(e); });
     if (auto short_of = support::raise_fd_limit(cfg->server.max_connections + 256))  // + spool, DNS, deliveries
@@ -177,6 +180,7 @@ int run_serve(const Args& args) {
         scheduler.stop();
         control.stop();
         connections.close_all();
+        mta_sts.stop();
         hup.cancel();
     });
     // Contexts replaced by a reload stay alive: a connection may still be about to use one.

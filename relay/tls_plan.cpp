@@ -120,16 +120,18 @@ std::string sni_for(const tls::Policy& p, const std::string& nexthop_domain, con
 
 }  // namespace
 
+bool load_trust_store(boost::asio::ssl::context& ctx, const config::Config& c, std::string& error) {
+    boost::system::error_code ec;
+    if (c.tls.ca_file.empty() && c.tls.ca_path.empty()) ctx.set_default_verify_paths(ec);
+    if (!ec && !c.tls.ca_file.empty()) ctx.load_verify_file(c.tls.ca_file.string(), ec);
+    if (!ec && !c.tls.ca_path.empty()) ctx.add_verify_path(c.tls.ca_path.string(), ec);
+    if (ec) error = "cannot load Certification Authority data: " + ec.message();
+    return !ec;
+}
+
 std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config& c, std::string& error) {
     auto ctx = std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
-    boost::system::error_code ec;
-    if (c.tls.ca_file.empty() && c.tls.ca_path.empty()) ctx->set_default_verify_paths(ec);
-    if (!ec && !c.tls.ca_file.empty()) ctx->load_verify_file(c.tls.ca_file.string(), ec);
-    if (!ec && !c.tls.ca_path.empty()) ctx->add_verify_path(c.tls.ca_path.string(), ec);
-    if (ec) {
-        error = "cannot load Certification Authority data: " + ec.message();
-        return nullptr;
-    }
+    if (!load_trust_store(*ctx, c, error)) return nullptr;
     ctx->set_verify_mode(boost::asio::ssl::verify_none);  // judged per level after the handshake
     SSL_CTX_set_security_level(ctx->native_handle(), 0);  // as Postfix: the level decides
     SSL_CTX_set_verify_depth(ctx->native_handle(), 10);   // smtp_tls_scert_verifydepth 9, plus one
@@ -174,9 +176,14 @@ TlsPlanner::TlsPlanner(const config::Config& c, boost::asio::ssl::context* ctx)
 smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId& server,
                                const tls::DaneDecision* dane) const {
     tls::Policy policy = tls::policy_for(table_, nexthop, main_, config::check_trust_anchor_file, dane);
+    return plan_for_policy(policy, ctx_, nexthop, server);
+}
+
+smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::context* ctx, const std::string& nexthop,
+                              const smtp::ServerId& server) {
     smtp::TlsPlan plan;
     plan.level = policy.level;
-    plan.context = ctx_;
+    plan.context = ctx;
     plan.invalid = policy.invalid;
     if (policy.source) plan.source = policy.source->file + ":" + std::to_string(policy.source->line);
     plan.invalid_reason = policy.invalid_reason;

@@ -16,6 +16,10 @@
 
 namespace tlsrelay::relay {
 
+// tls.ca_file / tls.ca_path, or the system store when both are empty; false with
+// error set when they cannot be loaded.
+bool load_trust_store(boost::asio::ssl::context& ctx, const config::Config& c, std::string& error);
+
 // null with error set when the trust store or settings cannot be loaded.
 std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config& c, std::string& error);
 
@@ -26,6 +30,11 @@ tls::SessionFacts handshake_facts(SSL* ssl, const smtp::ServerId& server);
 // fingerprint matches, for tls::decide.
 tls::SessionFacts session_facts(SSL* ssl, const tls::Policy& policy, const std::string& nexthop_domain,
                                 const smtp::ServerId& server);
+
+// The plan for an evaluated policy: what TlsPlanner::plan does after the lookup
+// (MTA-STS uses it for its verify plan).
+smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::context* ctx, const std::string& nexthop,
+                              const smtp::ServerId& server);
 
 class TlsPlanner {
 public:

@@ -21,7 +21,8 @@ using test::ReceivedQuery;
 using test::ReplyBuilder;
 using test::Responder;
 
-constexpr unsigned t_a = 1, t_cname = 5, t_mx = 15, t_aaaa = 28, t_rrsig = 46, t_tlsa = 52;
+constexpr unsigned t_a = 1, t_cname = 5, t_mx = 15, t_aaaa = 28, t_rrsig = 46, t_tlsa = 52,
+                   t_txt = 16;
 
 std::vector<Bytes> one(const ReplyBuilder& b) {
     return {b.bytes()};
@@ -419,6 +420,68 @@ TEST_F(ResolverTest, TlsaStatuses) {
         EXPECT_EQ(r.status, c.expected) << c.what;
         EXPECT_EQ(r.secure, c.secure) << c.what;
     }
+}
+
+// <character-string>s: a length octet, then the bytes.
+Bytes txt_rdata(std::initializer_list<std::string_view> strings) {
+    Bytes out;
+    for (auto s : strings) {
+        out.push_back(static_cast<std::uint8_t>(s.size()));
+        out.insert(out.end(), s.begin(), s.end());
+    }
+    return out;
+}
+
+TEST_F(ResolverTest, TxtRecordsJoinTheirStringsAndFollowCname) {
+    server_.respond([&](const ReceivedQuery& q) {
+        ReplyBuilder b(q);
+        b.answer("", t_cname, test::name_bytes("_mta-sts.example.net"));
+        b.answer("_mta-sts.example.net", t_txt, txt_rdata({"v=STSv1; ", "id=2024;"}));
+        b.answer("_mta-sts.example.net", t_rrsig, Bytes(40, 0x5a));
+        b.answer("_mta-sts.example.net", t_txt, txt_rdata({"", "other"}));
+        b.answer("_mta-sts.elsewhere.example", t_txt, txt_rdata({"v=STSv1; id=evil;"}));
+        return one(b);
+    });
+    auto r = run(make()->txt("_MTA-STS.example.com."));
+    ASSERT_EQ(r.status, Status::ok);
+    EXPECT_EQ(server_.queries().back().name, "_mta-sts.example.com");
+    EXPECT_EQ(server_.queries().back().type, t_txt);
+    EXPECT_EQ(r.records, (std::vector<std::string>{"v=STSv1; id=2024;", "other"}));
+}
+
+TEST_F(ResolverTest, TxtStatusesAndHostileRecords) {
+    struct Case {
+        const char* what;
+        std::function<std::vector<Bytes>(const ReceivedQuery&)> reply;
+        Status expected;
+        std::size_t records;
+    };
+    const Case cases[] = {
+        {"nodata", [](auto& q) { return one(ReplyBuilder(q)); }, Status::nodata, 0},
+        {"nxdomain", [](auto& q) { return one(ReplyBuilder(q).rcode(3)); }, Status::nxdomain, 0},
+        {"servfail", [](auto& q) { return one(ReplyBuilder(q).rcode(2)); }, Status::try_again, 0},
+        {"string longer than its record",
+         [](auto& q) { return one(ReplyBuilder(q).answer("", t_txt, Bytes{5, 'a', 'b'})); },
+         Status::try_again, 0},
+        {"empty rdata is an empty text", [](auto& q) { return one(ReplyBuilder(q).answer("", t_txt, {})); },
+         Status::ok, 1},
+        {"only another type", [](auto& q) { return one(ReplyBuilder(q).answer("", t_a, Bytes{1, 2, 3, 4})); },
+         Status::nodata, 0},
+        {"too many records are capped",
+         [](auto& q) {
+             ReplyBuilder b(q);
+             for (int i = 0; i < 40; ++i) b.answer("", t_txt, txt_rdata({"x"}));
+             return one(b);
+         },
+         Status::ok, 32},
+    };
+    for (const auto& c : cases) {
+        server_.respond(c.reply);
+        auto r = run(make()->txt("_mta-sts.example.com"));
+        EXPECT_EQ(r.status, c.expected) << c.what;
+        EXPECT_EQ(r.records.size(), c.records) << c.what;
+    }
+    EXPECT_EQ(run(make()->txt("_mta-sts.exa mple.com")).status, Status::nxdomain);
 }
 
 TEST_F(ResolverTest, DestroyingTheResolverCompletesWaitingLookups) {
