@@ -9,17 +9,32 @@
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
 #include "queue/queue.hpp"
 #include "relay/connection_cache.hpp"
+#include "relay/route.hpp"
 #include "smtp/client_session.hpp"
 #include "tls/dane.hpp"
 
 namespace tlsrelay::relay {
+
+// Told about every outcome and TLS session of deliveries (relay/monitor.hpp: metrics
+// and certificate warnings); delivery works the same without one.
+class DeliveryObserver {
+public:
+    virtual ~DeliveryObserver() = default;
+    // One status line; status is "sent", "deferred" or "bounced"; destination the
+    // next-hop domain (the recipient's domain when it has no next hop).
+    virtual void outcome(const std::string& destination, std::string_view status, const std::string& dsn) = 0;
+    // A finished handshake with a server of this next hop, whether the policy accepted it or not.
+    virtual void tls_session(const NextHop& hop, const smtp::ServerId& server, const smtp::TlsSession& session) = 0;
+};
 
 struct DeliveryContext {
     const config::Config& config;
@@ -33,6 +48,7 @@ struct DeliveryContext {
     // level dane / dane-only); null: DANE is not resolved and such a plan is used as is.
     std::function<smtp::TlsPlan(const std::string& nexthop, const smtp::ServerId& server,
                                 const tls::DaneDecision& dane)> dane_plan;
+    DeliveryObserver* observer = nullptr;  // null: nobody watches
 };
 
 struct AttemptTimes {
@@ -43,6 +59,10 @@ struct AttemptTimes {
 // reason) and logs one status line per recipient tried.
 boost::asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env,
                                               const std::string& content);
+
+// A TCP connection to t within timeout; nullopt with error set ("Connection timed out", ...).
+boost::asio::awaitable<std::optional<boost::asio::ip::tcp::socket>> connect_target(
+    const Target& t, std::chrono::milliseconds timeout, std::string& error);
 
 // Postfix's delay formatting (src/util/format_tv.c with the default resolution).
 std::string format_delay(double seconds);

@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -32,6 +33,9 @@ public:
     // restart: a duplicate at worst, never a loss or a false "sent").
     void stop();
     bool idle() const { return active_.empty(); }
+    // For metrics: messages in the queue (held ones too) and the arrival of the oldest.
+    std::size_t queued() const { return arrival_.size(); }
+    std::optional<std::int64_t> oldest_arrival_us() const;
 
 private:
     boost::asio::awaitable<void> loop();
@@ -58,6 +62,7 @@ private:
     std::map<std::string, unsigned> per_destination_;
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
     std::set<std::string> flushed_while_active_;  // retry at once when the attempt ends
+    std::map<std::string, std::int64_t> arrival_;  // id -> arrival_us of every queued message
     bool stopping_ = false;
     static constexpr unsigned max_active = 100;
 };
