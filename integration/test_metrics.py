@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime
 import re
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import pki
 from test_delivery import DeliveryCase, content, submit
-from world import SmtpPeer
+from world import SmtpPeer, relay_binary
 
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
@@ -224,6 +225,16 @@ class MetricsHttp(MetricsCase):
         self.assertTrue(self.relay_.running())
         self.assertIn(("tlsrelay_messages_received_total", frozenset()), self.scrape())
 
+    def test_a_taken_metrics_port_stops_serve_at_start(self):
+        """A second relay whose metrics.listen is taken exits 1 at start, naming the address, instead of running blind."""
+        other = self.world.relay("other", metrics={"listen": f"127.0.0.1:{self.metrics_port}"})
+        other.write_config()
+        run = subprocess.run([str(relay_binary()), "serve", "--config", str(other.config_path)], cwd=other.dir,
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertIn(f"cannot listen on 127.0.0.1:{self.metrics_port} for metrics: ".encode(), run.stderr)
+        self.assertNotIn(b"daemon started", run.stderr)
+
     def test_idle_connection_does_not_block_scrapes(self):
         """A client that connects and sends nothing does not hold up the next scrape."""
         with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as idle:
@@ -244,7 +255,8 @@ class ActiveWatch(MetricsCase):
         relay = self.metrics_relay(tls={"ca_file": str(pki.get_pki().ca_file), "policy_file": str(policy)},
                                    watch={"interval": "1h"})
         relay.wait_for_log(r"tlsrelay/smtp\[\d+\]: warning: TLS certificate of mx\.soon\.test\["
-                           rf"{re.escape(peer.host)}\]:25 for destination soon\.test expires in 3 days \(")
+                           rf"{re.escape(peer.host)}\]:25 for destination soon\.test expires in 3 days \(",
+                           timeout=15)
         [session] = peer.wait_for_sessions(1)
         self.assertEqual(session.commands, [f"EHLO {relay.hostname}", "STARTTLS", f"EHLO {relay.hostname}", "QUIT"])
         m = self.scrape()
