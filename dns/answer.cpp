@@ -261,6 +261,24 @@ TlsaResult parse_tlsa_reply(std::span<const std::uint8_t> reply, std::string_vie
     return result;
 }
 
+CnameResult parse_cname_reply(std::span<const std::uint8_t> reply, std::string_view qname, bool dnssec) {
+    auto check = check_reply(reply, dnssec);
+    CnameResult result{check.status, check.secure, {}};
+    if (check.status != Status::ok) return result;
+    auto records = answer_records(reply);
+    if (!records) return {Status::try_again, check.secure, {}};
+    for (const auto& r : *records) {
+        if (r.type != type_cname || r.rr_class != class_in || r.owner != qname) continue;
+        std::size_t used = 0;
+        auto target = expand_name(reply, r.rdata, NameKind::host, used);
+        if (!target || used > r.rdlength) return {Status::try_again, check.secure, {}};
+        result.target = *target;
+        return result;
+    }
+    result.status = Status::nodata;
+    return result;
+}
+
 std::string cname_target(std::span<const std::uint8_t> reply, std::string_view qname) {
     auto records = answer_records(reply);
     if (!records) return "";

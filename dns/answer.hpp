@@ -55,6 +55,9 @@ AddressResult parse_address_reply(std::span<const std::uint8_t> reply, int rr_ty
 TlsaResult parse_tlsa_reply(std::span<const std::uint8_t> reply, std::string_view qname,
                             bool dnssec);
 
+// The CNAME record owned by qname (not followed further).
+CnameResult parse_cname_reply(std::span<const std::uint8_t> reply, std::string_view qname, bool dnssec);
+
 // The name a CNAME chain in the answer leads qname to (lower-case); "" when qname
 // is no alias in this reply or the reply cannot be read.
 std::string cname_target(std::span<const std::uint8_t> reply, std::string_view qname);

@@ -51,6 +51,15 @@ awaitable<AddressResult> lookup_addresses(Channel channel, std::string host) {
     co_return merge_addresses(std::move(v4), std::move(v6));
 }
 
+awaitable<CnameResult> lookup_cname(Channel channel, std::string host) {
+    auto name = normalize_name(host, NameKind::host);
+    if (!name) co_return CnameResult{Status::nxdomain, false, {}};
+    RawReply reply = co_await channel->async_query(*name, type_cname, use_awaitable);
+    if (reply.ares_status != ARES_SUCCESS)
+        co_return CnameResult{status_from_ares(reply.ares_status), false, {}};
+    co_return parse_cname_reply(reply.bytes, *name, channel->dnssec());
+}
+
 awaitable<TlsaResult> lookup_tlsa(Channel channel, std::string owner) {
     auto name = normalize_name(owner, NameKind::tlsa_owner);
     if (!name) co_return TlsaResult{Status::nxdomain, false, {}};
@@ -75,6 +84,9 @@ class AresResolver final : public Resolver {
     }
     awaitable<TlsaResult> tlsa(std::string name) override {
         return lookup_tlsa(channel_, std::move(name));
+    }
+    awaitable<CnameResult> cname(std::string name) override {
+        return lookup_cname(channel_, std::move(name));
     }
 
   private:

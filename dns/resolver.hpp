@@ -59,6 +59,14 @@ struct TlsaResult {
     std::vector<TlsaRecord> records;
 };
 
+// The CNAME record of a name itself (Postfix asks for it to learn whether an alias
+// is DNSSEC-validated when its target's addresses are not).
+struct CnameResult {
+    Status status = Status::try_again;
+    bool secure = false;
+    std::string target;  // "" with nodata: the name is no alias
+};
+
 struct ResolverOptions {
     std::vector<std::string>
         servers;          // "ip:port" or "[ipv6]:port" or "ip"; empty: /etc/resolv.conf
@@ -74,6 +82,7 @@ class Resolver {
     // A and AAAA of one host; ok if either has records.
     virtual boost::asio::awaitable<AddressResult> addresses(std::string host) = 0;
     virtual boost::asio::awaitable<TlsaResult> tlsa(std::string name) = 0;  // "_25._tcp.host"
+    virtual boost::asio::awaitable<CnameResult> cname(std::string name) = 0;
 };
 
 // Text for Postfix's "Name service error for name=N type=T: <text>".

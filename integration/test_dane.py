@@ -91,6 +91,13 @@ SCENARIOS: dict[str, list[dict]] = {
         dane("dane-unusable-usage-1-is-encrypt", SENT, records=[tlsa(LEAF, 1, 1, 1)]),
         dane("dane-unusable-mtype-255-is-encrypt", SENT, records=[(TLSA_NAME, "TLSA", "3 1 255 00")]),
         dane("dane-only-unusable", UNUSABLE, level="dane-only", records=[tlsa(LEAF, 0, 0, 1)]),
+        # Records that pass the DNS-level checks but OpenSSL refuses at connect time.
+        dane("dane-openssl-rejects-digest-length", SENT, records=[(TLSA_NAME, "TLSA", "3 1 1 0011")]),
+        dane("dane-only-openssl-rejects-digest-length", NOT_VERIFIED, level="dane-only",
+             records=[(TLSA_NAME, "TLSA", "3 1 1 0011")]),
+        dane("dane-openssl-rejects-full-key", SENT, records=[(TLSA_NAME, "TLSA", "3 1 0 00112233")]),
+        dane("dane-only-openssl-rejects-full-key", NOT_VERIFIED, level="dane-only",
+             records=[(TLSA_NAME, "TLSA", "3 1 0 00112233")]),
         dane("dane-tlsa-servfail", TLSA_ERROR, dns_failures=[(TLSA_NAME, "TLSA", "SERVFAIL")]),
         dane("dane-only-tlsa-servfail", TLSA_ERROR, level="dane-only",
              dns_failures=[(TLSA_NAME, "TLSA", "SERVFAIL")]),
@@ -146,6 +153,16 @@ SCENARIOS: dict[str, list[dict]] = {
              dns=[MX, ("mx1.example.test", "CNAME", "mx-real.example.test."),
                   tlsa(LEAF, 3, 1, 1, "_25._tcp.mx-real.example.test")],
              sni="mx-real.example.test"),
+        # The target's address is insecure: no TLSA lookup at the target; Postfix checks
+        # the CNAME record itself and, when that is secure, looks up TLSA at the MX name.
+        dane("dane-only-secure-cname-insecure-target", SENT, level="dane-only",
+             peers={"mx1": {"names": ["mx-real.example.test"], "hostname": "mx1.example.test", "cert": MX1}},
+             dns=[MX, ("mx1.example.test", "CNAME", "mx-real.example.test."), tlsa(LEAF, 3, 1, 1)],
+             dns_insecure=["mx-real.example.test"]),
+        dane("dane-only-insecure-cname-insecure-target", NO_TLSA, level="dane-only",
+             peers={"mx1": {"names": ["mx-real.example.test"], "hostname": "mx1.example.test", "cert": MX1}},
+             dns=[MX, ("mx1.example.test", "CNAME", "mx-real.example.test."), tlsa(LEAF, 3, 1, 1)],
+             dns_insecure=["mx-real.example.test", "mx1.example.test"]),
         dane("dane-only-without-dnssec-config-problem", CONFIG, level="dane-only",
              records=[tlsa(LEAF, 3, 1, 1)], main={"smtp_dns_support_level": "enabled"}),
     ],
@@ -162,7 +179,7 @@ SCENARIOS: dict[str, list[dict]] = {
 class ValidatingResolver:
     """nsd (authoritative, signed zone) + unbound (validating) on two 127.0.2.N:53."""
 
-    def __init__(self, world, zone: str, records: list[str], tamper: bool = False):
+    def __init__(self, world, zone: str, records: list[str], tamper: bool = False, signed: bool = True):
         import shutil
         import subprocess
         for tool in ("nsd", "unbound", "ldns-keygen", "ldns-signzone"):
@@ -180,9 +197,14 @@ class ValidatingResolver:
 
         def run(*cmd):
             return subprocess.run(cmd, cwd=d, check=True, capture_output=True, text=True).stdout.strip()
-        ksk = run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone)
-        zsk = run("ldns-keygen", "-a", "ECDSAP256SHA256", zone)
-        run("ldns-signzone", "-n", "zone", ksk, zsk)
+        anchor = ""
+        if signed:
+            ksk = run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone)
+            zsk = run("ldns-keygen", "-a", "ECDSAP256SHA256", zone)
+            run("ldns-signzone", "-n", "zone", ksk, zsk)
+            anchor = f"  trust-anchor-file: \"{d}/{ksk}.ds\"\n"
+        else:  # no signatures and no trust anchor: unbound answers insecure, without AD
+            (d / "zone.signed").write_text((d / "zone").read_text())
         if tamper:  # a signed A record whose data no longer matches its RRSIG: bogus
             signed = (d / "zone.signed").read_text()
             signed = re.sub(r"(\tIN\tA\t)127\.0\.1\.(\d+)", lambda m: m.group(1) + "127.0.1." +
@@ -198,7 +220,7 @@ class ValidatingResolver:
             f"server:\n  interface: {self.ip}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n"
             f"  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"\"\n"
             f"  do-not-query-localhost: no\n  access-control: 127.0.0.0/8 allow\n  do-ip6: no\n"
-            f"  module-config: \"validator iterator\"\n  trust-anchor-file: \"{d}/{ksk}.ds\"\n"
+            f"  module-config: \"validator iterator\"\n{anchor}"
             f"  local-zone: \"test.\" nodefault\n  local-zone: \".\" refuse\n"
             f"  local-zone: \"{zone}.\" transparent\n  root-hints: \"root.hints\"\n"
             f"stub-zone:\n  name: \"{zone}.\"\n  stub-addr: {self.nsd_ip}@53\n"
@@ -262,11 +284,13 @@ class RealValidatingResolver(WorldTestCase):
     def deliver_both(self, resolver, level: str = "dane-only"):
         import smtplib
         from postfix_oracle import PostfixOracle
-        oracle = PostfixOracle(self.world, resolver)
+        if getattr(self, "oracle", None) is None:  # one Postfix instance per world
+            self.oracle = PostfixOracle(self.world, resolver)
+        oracle = self.oracle
         pf = oracle.deliver({"recipients": ["user@example.test"],
                              "main": {"smtp_tls_security_level": level, "smtp_dns_support_level": "dnssec"}})[0]
         pf_log = oracle.log_since_injection()
-        relay = self.world.relay("tlsrelay", delivery={"relayhost": ""},
+        relay = self.world.relay(f"tlsrelay-{level}", delivery={"relayhost": ""},
                                  dns={"servers": [resolver.server_spec], "dnssec": True},
                                  tls={"security_level": level, "ca_file": str(P.ca_file),
                                       "mandatory_protocols": ">=TLSv1"})
@@ -286,10 +310,7 @@ class RealValidatingResolver(WorldTestCase):
 
     def test_signed_zone_dane_ee_verified_by_both(self):
         """unbound gives AD for the signed zone; Postfix and tlsrelay both deliver with a Verified DANE-EE session."""
-        peer = self.peer()
-        r = ValidatingResolver(self.world, "example.test", [
-            "@ IN MX 10 mx1.example.test.", f"mx1 IN A {peer.host}",
-            f"_25._tcp.mx1 IN TLSA {LEAF.tlsa(3, 1, 1)}"])
+        r = self.signed(self.peer(), LEAF.tlsa(3, 1, 1))
         self.assertEqual(r.query("example.test", "MX")[:2], (0, True))
         self.assertEqual(r.query("_25._tcp.mx1.example.test", "TLSA"), (0, True, [LEAF.tlsa(3, 1, 1)]))
         pf, pf_log, ours = self.deliver_both(r)
@@ -301,14 +322,7 @@ class RealValidatingResolver(WorldTestCase):
 
     def test_tlsa_mismatch_defers_in_both(self):
         """A validated TLSA record that does not match: 4.7.5 Server certificate not verified from both."""
-        peer = self.peer()
-        r = ValidatingResolver(self.world, "example.test", [
-            "@ IN MX 10 mx1.example.test.", f"mx1 IN A {peer.host}",
-            f"_25._tcp.mx1 IN TLSA {OTHER.tlsa(3, 1, 1)}"])
-        pf, pf_log, ours = self.deliver_both(r)
-        self.assertEqual((pf["status"], pf["dsn"], pf["reason"]),
-                         ("deferred", "4.7.5", "Server certificate not verified"), pf_log)
-        self.assertRegex(ours, r"dsn=4\.7\.5, status=deferred \(Server certificate not verified")
+        self.both_agree(self.signed(self.peer(), OTHER.tlsa(3, 1, 1)), NOT_VERIFIED)
 
     def test_bogus_signature_is_a_lookup_failure_in_both(self):
         """A record whose signature does not verify: unbound answers SERVFAIL, both defer with the same DSN and text."""
@@ -321,6 +335,45 @@ class RealValidatingResolver(WorldTestCase):
         self.assertEqual(pf["status"], "deferred", pf_log)
         line = f"relay=none, .*dsn={re.escape(pf['dsn'])}, status=deferred \\({re.escape(pf['reason'])}"
         self.assertRegex(ours, line, f"postfix: {pf['line']}")
+
+    def both_agree(self, resolver, expect, level: str = "dane-only"):
+        """Postfix's outcome is expect (status, DSN, reason prefix) and tlsrelay logs the same."""
+        status, dsn, reason = expect
+        pf, pf_log, ours = self.deliver_both(resolver, level)
+        self.assertEqual((pf["status"], pf["dsn"]), (status, dsn), pf_log)
+        self.assertTrue(pf["reason"].startswith(reason), pf["line"])
+        self.assertRegex(ours, rf"dsn={re.escape(dsn)}, status={status} \({re.escape(reason)}", ours)
+        return pf_log, ours
+
+    def signed(self, peer, *tlsa_rdata: str, signed: bool = True):
+        return ValidatingResolver(self.world, "example.test", [
+            "@ IN MX 10 mx1.example.test.", f"mx1 IN A {peer.host}",
+            *(f"_25._tcp.mx1 IN TLSA {t}" for t in tlsa_rdata)], signed=signed)
+
+    def test_dane_ta_intermediate_verified_by_both(self):
+        """A validated DANE-TA(2) record for the intermediate CA the server sends: Verified in both."""
+        r = self.signed(self.peer(), P.intermediate.tlsa(2, 0, 1))
+        pf_log, ours = self.both_agree(r, ("sent", "2.0.0", "250"))
+        self.assertIn("Verified TLS connection established to mx1.example.test", pf_log)
+        self.assertRegex(ours, r"Verified TLS connection established to mx1\.example\.test\[")
+
+    def test_signed_zone_without_tlsa_in_both(self):
+        """A secure MX without TLSA records: dane-only defers "no TLSA records found", dane sends."""
+        r = self.signed(self.peer())
+        self.assertTrue(r.query("_25._tcp.mx1.example.test", "TLSA")[1])  # validated NXDOMAIN
+        self.both_agree(r, NO_TLSA)
+        self.both_agree(r, ("sent", "2.0.0", "250"), level="dane")
+
+    def test_unusable_tlsa_in_both(self):
+        """Only a PKIX-TA(0) record, which Postfix does not use: "TLSA records unusable" from both."""
+        self.both_agree(self.signed(self.peer(), LEAF.tlsa(0, 0, 1)), UNUSABLE)
+
+    def test_insecure_zone_in_both(self):
+        """An unsigned zone without trust anchor (no AD): dane-only defers as non DNSSEC, dane sends."""
+        r = self.signed(self.peer(), LEAF.tlsa(3, 1, 1), signed=False)
+        self.assertEqual(r.query("example.test", "MX")[:2], (0, False))
+        self.both_agree(r, NON_DNSSEC)
+        self.both_agree(r, ("sent", "2.0.0", "250"), level="dane")
 
 
 define_groups(globals(), SCENARIOS, "DANE differential")

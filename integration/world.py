@@ -208,6 +208,7 @@ class Relay:
         self._log_cond = threading.Condition()
         self._reader: threading.Thread | None = None
         self.starts = 0
+        self.preexec = None  # runs in the child before exec, e.g. to set a resource limit
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -230,7 +231,7 @@ class Relay:
         self.proc = subprocess.Popen(
             [str(relay_binary()), "serve", "--config", str(self.config_path)],
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True)
+            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec)
         self.starts += 1
         self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
         self._reader.start()
@@ -706,7 +707,8 @@ class DnsServer:
                 return bytes(wire) + b"\xc0\xff"           # ... whose owner points nowhere
             if kind in ("NXDOMAIN", "SERVFAIL", "REFUSED"):
                 reply.header.rcode = getattr(RCODE, kind)
-            elif kind != "NODATA":
+            chain = [name]  # an answer is secure only if every name in its CNAME chain is
+            if kind not in ("NXDOMAIN", "SERVFAIL", "REFUSED", "NODATA"):
                 cur = name
                 for _ in range(10):  # follow CNAMEs inside our own data
                     if (cur, rtype) in self.records:
@@ -717,11 +719,12 @@ class DnsServer:
                         target = self.records[(cur, "CNAME")][0]
                         reply.add_answer(*RR.fromZone(f"{cur} 60 IN CNAME {target}"))
                         cur = self._fqdn(target)
+                        chain.append(cur)
                         continue
                     if not self._exists(cur):
                         reply.header.rcode = RCODE.NXDOMAIN
                     break
-            reply.header.ad = int(self.ad and name not in self.insecure)
+            reply.header.ad = int(self.ad and not any(n in self.insecure for n in chain))
         if opt is not None:
             reply.add_ar(EDNS0(udp_len=1232, flags="do" if (opt.ttl >> 15) & 1 else ""))
         packed = reply.pack()

@@ -2,6 +2,8 @@
 
 #include "relay/tls_plan.hpp"
 
+#include <memory>
+
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -55,9 +57,21 @@ boost::asio::awaitable<tls::DaneDecision> resolve_dane(dns::Resolver& resolver, 
     in.port = target.port;
     in.mx_qname = target.mx_qname;
     in.host_secure = target.host_secure;
+    // An alias whose target's addresses are not validated: Postfix asks for the CNAME
+    // record itself and, when that one is validated, looks up TLSA at the alias only.
+    bool alias_only = false;
+    if (!in.host_secure && !target.canonical.empty()) {
+        tls::DaneInput if_secure = in;
+        if_secure.host_secure = true;
+        if (tls::tlsa_lookup_needed(if_secure)) {
+            const std::string& alias = target.hostname;
+            dns::CnameResult c = co_await resolver.cname(alias);
+            alias_only = in.host_secure = c.status == dns::Status::ok && c.secure;
+        }
+    }
     if (tls::tlsa_lookup_needed(in)) {
         // Postfix's tls_dane_resolve: the CNAME-expanded name first, then the MX name.
-        std::string base = target.canonical.empty() ? target.hostname : target.canonical;
+        std::string base = target.canonical.empty() || alias_only ? target.hostname : target.canonical;
         std::string owner = tls::tlsa_owner(base, target.port);
         dns::TlsaResult r = co_await resolver.tlsa(owner);
         in.tlsa = tlsa_status(r);
@@ -80,10 +94,10 @@ boost::asio::awaitable<tls::DaneDecision> resolve_dane(dns::Resolver& resolver, 
     co_return tls::decide_dane(in);
 }
 
-bool enable_dane(SSL* ssl, const tls::DaneDecision& dane, std::string& error) {
+int enable_dane(SSL* ssl, const tls::DaneDecision& dane, const std::string& where, std::string& error) {
     if (SSL_dane_enable(ssl, dane.base_domain.c_str()) <= 0) {  // also the SNI-independent reference name
         error = "cannot enable DANE for " + dane.base_domain;
-        return false;
+        return -1;
     }
     SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
     SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -92,13 +106,9 @@ bool enable_dane(SSL* ssl, const tls::DaneDecision& dane, std::string& error) {
     int usable = 0;
     for (const auto& r : dane.usable)
         if (SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.mtype, r.data.data(), r.data.size()) > 0) ++usable;
-        else support::log_warning("smtp", dane.base_domain + ": unusable TLSA RR: " + tls::to_string(r));
+        else support::log_warning("smtp", where + ": unusable TLSA RR: " + tls::to_string(r));
     ERR_clear_error();
-    if (usable == 0) {
-        error = "all TLSA records unusable";
-        return false;
-    }
-    return true;
+    return usable;
 }
 
 DaneMatch dane_match(SSL* ssl, const std::vector<tls::TlsaRecord>& records) {
@@ -164,6 +174,28 @@ std::string describe_tlsa_match(SSL* ssl, const std::vector<tls::TlsaRecord>& re
     return s;
 }
 
+namespace {
+
+// The session after OpenSSL took none of the records: encrypt at dane (the adjective
+// says whether the chain verified), a forced failure with OpenSSL's generic error at
+// dane-only.
+smtp::TlsVerdict unusable_records_verdict(SSL* ssl, tls::Level level, const smtp::ServerId& server) {
+    smtp::TlsVerdict v;
+    if (level == tls::Level::dane_only) {
+        v.ok = false;
+        v.detail = "all TLSA records unusable: OpenSSL accepted none of them";
+        v.log_lines.push_back("server certificate verification failed for " + server.tls_name_addr_port() +
+                              ": num=1:unspecified certificate verification error");
+        return v;
+    }
+    tls::Policy p;
+    p.level = tls::Level::encrypt;
+    v.adjective = std::string(tls::to_string(tls::decide(p, handshake_facts(ssl, server)).adjective));
+    return v;
+}
+
+}  // namespace
+
 smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, const smtp::ServerId& server,
                         const tls::DaneDecision& dane) {
     smtp::TlsPlan plan = planner.plan(nexthop, server, &dane);
@@ -171,13 +203,26 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
                       plan.level == tls::Level::dane_only;
     if (plan.invalid || !dane.has_tlsa() || !dane_level) return plan;
     plan.sni = dane.base_domain;  // always, whatever smtp_tls_servername says
-    plan.prepare = [base = std::move(plan.prepare), dane](SSL* ssl, std::string& error) {
+    // OpenSSL may still refuse every record (a digest of the wrong length, a full
+    // value that does not parse): Postfix then falls back to encrypt at dane and
+    // forces the verification to fail at dane-only.
+    auto all_unusable = std::make_shared<bool>(false);
+    plan.prepare = [base = std::move(plan.prepare), dane, all_unusable, level = plan.level,
+                    where = server.tls_name_addr_port()](SSL* ssl, std::string& error) {
         if (base && !base(ssl, error)) return false;
-        return enable_dane(ssl, dane, error);
+        int usable = enable_dane(ssl, dane, where, error);
+        if (usable < 0) return false;
+        *all_unusable = usable == 0;
+        if (*all_unusable)
+            support::log_warning("smtp", where + (level == tls::Level::dane_only
+                                                      ? ": all TLSA records unusable"
+                                                      : ": all TLSA records unusable, fallback to unauthenticated TLS"));
+        return true;
     };
     bool has_ta = false;
     for (const auto& r : dane.usable) has_ta = has_ta || r.usage == 2;
-    plan.verify = [level = plan.level, dane, server, has_ta](SSL* ssl) {
+    plan.verify = [level = plan.level, dane, server, has_ta, all_unusable](SSL* ssl) {
+        if (*all_unusable) return unusable_records_verdict(ssl, level, server);
         const std::string where = server.tls_name_addr_port();
         X509* cert = SSL_get0_peer_certificate(ssl);
         DaneMatch m = dane_match(ssl, dane.usable);

@@ -26,8 +26,10 @@ boost::asio::awaitable<tls::DaneDecision> resolve_dane(dns::Resolver& resolver, 
 smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, const smtp::ServerId& server,
                         const tls::DaneDecision& dane);
 
-// Enables DANE on ssl with the records; false (error set) when OpenSSL takes none.
-bool enable_dane(SSL* ssl, const tls::DaneDecision& dane, std::string& error);
+// Enables DANE on ssl with the records and returns how many OpenSSL took, logging
+// each one it refused ("WHERE: unusable TLSA RR: ..."); -1 (error set) when DANE
+// cannot be enabled at all.
+int enable_dane(SSL* ssl, const tls::DaneDecision& dane, const std::string& where, std::string& error);
 
 // For an explanation: whether the session matched the DANE records, and text naming
 // the records tried and the peer's leaf (SPKI sha256).

@@ -59,7 +59,10 @@ void Scheduler::unschedule(const std::string& id) {
 void Scheduler::schedule(const queue::Envelope& env) {
     unschedule(env.id);
     arrival_.emplace(env.id, env.arrival_us ? env.arrival_us : now_s() * 1'000'000);  // 0: just committed
-    if (env.held) return;
+    if (env.held || held_.count(env.id)) {
+        held_.insert(env.id);
+        return;
+    }
     std::int64_t next = INT64_MAX;
     for (const auto& r : env.recipients)
         if (!r.done()) next = std::min(next, r.next_attempt);
@@ -84,6 +87,7 @@ void Scheduler::reload() {
     due_.clear();
     by_time_.clear();
     blocked_.clear();
+    held_.clear();
     for (const auto& env : spool_.list()) schedule(env);
 }
 
@@ -108,6 +112,7 @@ asio::awaitable<void> Scheduler::loop() {
             for (auto& [id, when] : due_) now_due.insert({when = 0, id});
             by_time_ = std::move(now_due);
             flushed_while_active_.insert(active_.begin(), active_.end());
+            forced_.insert(active_.begin(), active_.end());
         }
         std::int64_t now = now_s();
         while (!by_time_.empty() && by_time_.begin()->first <= now && active_.size() < max_active) {
@@ -134,6 +139,9 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     });
     if (loaded.first && loaded.second) {
         queue::Envelope env = *loaded.first;
+        if (forced_.erase(id))  // `queue flush`: every undone recipient is due now
+            for (auto& r : env.recipients)
+                if (!r.done()) r.next_attempt = 0;
         std::vector<bool> was_done;
         for (const auto& r : env.recipients) was_done.push_back(r.done());
         // The attempt runs as a child with a cancellation slot of its own, so that stop()
@@ -171,7 +179,10 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         }
         if (expired && !bounced.empty())
             support::log_info("qmgr", id + ": from=<" + env.sender + ">, status=expired, returned to sender");
-        co_await finish(env, *loaded.second, bounced);
+        if (deleted_.count(id))
+            support::log_info("qmgr", id + ": deleted during delivery; outcome not recorded");
+        else
+            co_await finish(env, *loaded.second, bounced);
         if (flushed_while_active_.erase(id) && due_.count(id)) {  // `queue flush` during the attempt
             unschedule(id);
             due_[id] = 0;
@@ -179,6 +190,8 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         }
     }
     flushed_while_active_.erase(id);
+    deleted_.erase(id);
+    if (!due_.count(id)) forced_.erase(id);  // done, held or deleted: no next attempt
     active_.erase(id);
     const std::string dest = dest_of_[id];
     --per_destination_[dest];
@@ -219,6 +232,7 @@ asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::s
     bool all_done = true;
     for (const auto& r : env.recipients) all_done = all_done && r.done();
     auto ec = co_await support::on_pool(disk_, [&] { return all_done ? spool_.retire(env.id) : spool_.update(env); });
+    if (deleted_.count(env.id)) co_return;  // `queue delete` while this was recorded
     if (ec) {
         support::log_warning("qmgr", env.id + ": cannot record delivery state: " + ec.message());
     }

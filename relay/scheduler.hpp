@@ -1,8 +1,8 @@
 // The queue manager: keeps the due time of every queued message, starts deliveries
 // within the concurrency limits, records their outcome durably, retries deferred
 // recipients with backoff (retry_min doubling to retry_max), bounces at max_lifetime,
-// and removes a message once every recipient is done. `queue flush` is noticed
-// within a second.
+// and removes a message once every recipient is done. `queue` commands act at once
+// through the control socket (scheduler_control.cpp); a flush file within a second.
 #pragma once
 
 #include <boost/asio/cancellation_signal.hpp>
@@ -17,6 +17,7 @@
 #include <string>
 
 #include "queue/queue.hpp"
+#include "relay/control_protocol.hpp"
 #include "relay/delivery.hpp"
 
 namespace tlsrelay::relay {
@@ -37,6 +38,16 @@ public:
     std::size_t queued() const { return arrival_.size(); }
     std::optional<std::int64_t> oldest_arrival_us() const;
 
+    // Queue control (`tlsrelay queue` through the control socket), effective at once;
+    // an error is the spool's (no_such_file_or_directory: no such message). An attempt
+    // in progress runs to its end: after hold it is not rescheduled, after delete its
+    // outcome is neither recorded nor bounced, after flush the next attempt follows it.
+    boost::asio::awaitable<std::error_code> flush(std::string id);  // "": every message
+    boost::asio::awaitable<std::error_code> hold(std::string id);
+    boost::asio::awaitable<std::error_code> release(std::string id);
+    boost::asio::awaitable<std::error_code> remove(std::string id);
+    std::vector<ControlWaiting> waiting() const;  // why each known message waits
+
 private:
     boost::asio::awaitable<void> loop();
     boost::asio::awaitable<void> deliver(std::string id);
@@ -45,6 +56,7 @@ private:
     void reload();
     void schedule(const queue::Envelope& env);
     void unschedule(const std::string& id);
+    void unblock(const std::string& id);  // out of blocked_ (held or deleted meanwhile)
     void launch(const std::string& id);
     std::string destination(const queue::Envelope& env) const;
 
@@ -63,6 +75,9 @@ private:
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
     std::set<std::string> flushed_while_active_;  // retry at once when the attempt ends
     std::map<std::string, std::int64_t> arrival_;  // id -> arrival_us of every queued message
+    std::set<std::string> forced_;   // flushed: the next attempt ignores next_attempt
+    std::set<std::string> held_;     // on hold: never scheduled until released
+    std::set<std::string> deleted_;  // deleted during their attempt: record nothing
     bool stopping_ = false;
     static constexpr unsigned max_active = 100;
 };

@@ -16,6 +16,7 @@
 
 #include "queue/queue.hpp"
 #include "relay/cli.hpp"
+#include "relay/control.hpp"
 #include "relay/dane.hpp"
 #include "relay/metrics_http.hpp"
 #include "relay/monitor.hpp"
@@ -24,6 +25,7 @@
 #include "relay/tls_plan.hpp"
 #include "relay/watch_probe.hpp"
 #include "smtp/server.hpp"
+#include "support/fd_limit.hpp"
 #include "support/log.hpp"
 
 namespace tlsrelay::relay {
@@ -164,6 +166,8 @@ int run_serve(const Args& args) {
         monitor.received();
         scheduler.add(e);
     });
+    if (auto short_of = support::raise_fd_limit(cfg->server.max_connections + 256))  // + spool, DNS, deliveries
+        support::log_warning("master", *short_of);
     smtp::Server server(io, server_options(*cfg), sink, tls);
     if (!server.listen(cfg->server.listen, error)) return fail(error);
     MetricsServer metrics(io, [&] { return monitor.render(); });
@@ -174,8 +178,12 @@ int run_serve(const Args& args) {
                       });
     delivery.self = server.local_endpoints();
     scheduler.start();
+    ControlServer control(io, scheduler);  // before the drop, which hands its socket over
+    if (std::string why; !control.listen(cfg->queue.dir, why))
+        support::log_warning("queue", why + "; queue commands change the spool files instead");
     if (!drop_privileges(cfg->server.user, cfg->queue.dir, error)) return fail(error);
     server.start();
+    control.start();
     metrics.start();
     watch.start();
 
@@ -188,6 +196,7 @@ int run_serve(const Args& args) {
         metrics.stop();
         watch.stop();
         scheduler.stop();
+        control.stop();
         connections.close_all();
         hup.cancel();
     });

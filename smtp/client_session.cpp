@@ -64,6 +64,10 @@ ClientConnection::~ClientConnection() {
 }
 
 Failure ClientConnection::lost(const char* what) const {
+    // A reply we refuse to read on (malformed, or too long: reply_parser.hpp) is the
+    // peer breaking the protocol (RFC 3463 X.5.0), not a lost connection.
+    if (!bad_reply_.empty())
+        return Failure{"4.5.0", "bad reply from host " + server_.name_addr() + " while " + what + ": " + bad_reply_};
     std::string reason = timed_out_ ? "conversation with " + server_.name_addr() + " timed out while " + what
                                     : "lost connection with " + server_.name_addr() + " while " + what;
     return Failure{"4.4.2", reason};
@@ -120,7 +124,10 @@ asio::awaitable<std::optional<ServerReply>> ClientConnection::read_reply(const c
             std::size_t used = parser_.consume(in_, st);
             in_.erase(0, used);
             if (st == ReplyParser::Status::reply) co_return parser_.reply();
-            if (st == ReplyParser::Status::error) break;
+            if (st == ReplyParser::Status::error) {
+                bad_reply_ = parser_.error();
+                break;
+            }
         }
         char chunk[4096];
         timer_.expires_at(deadline);

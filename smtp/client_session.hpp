@@ -138,6 +138,7 @@ private:
     ServerReply greeting_, ehlo_;
     bool usable_ = true;
     bool timed_out_ = false;
+    std::string bad_reply_;  // why the last reply could not be parsed
     std::string tls_summary_;
     std::optional<TlsSession> tls_session_;
 };

@@ -104,17 +104,23 @@ ReplyParser::Status ReplyParser::finish_line(bool& done) {
         return Status::error;
     }
     if (building_.lines.size() >= max_lines) {
-        error_ = "too many reply lines";
+        error_ = "more than " + std::to_string(max_lines) + " reply lines";
+        return Status::error;
+    }
+    std::string text = l.size() > 4 ? l.substr(4) : "";
+    building_bytes_ += text.size() + 1;
+    if (building_bytes_ > max_bytes) {
+        error_ = "reply longer than " + std::to_string(max_bytes) + " bytes";
         return Status::error;
     }
     building_.code = code;
-    std::string text = l.size() > 4 ? l.substr(4) : "";
     for (auto& ch : text)
         if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
     building_.lines.push_back(std::move(text));
     if (l.size() > 3 && l[3] == '-') return Status::need_more;
     reply_ = std::move(building_);
     building_ = ServerReply{};
+    building_bytes_ = 0;
     done = true;
     return Status::reply;
 }

@@ -28,12 +28,18 @@ class ReplyParser {
 public:
     static constexpr std::size_t max_line = 4096;  // longer lines are truncated
     static constexpr std::size_t max_lines = 1000; // more is a protocol error
+    // Text kept of one reply, all lines together; more is a protocol error. A real
+    // EHLO reply is under 1 KiB; without this a peer could make us hold max_lines full
+    // lines (4 MiB) per connection. Postfix keeps 2048 bytes and skips the rest;
+    // Exim, like us, gives up on a reply that overflows its buffer.
+    static constexpr std::size_t max_bytes = 64 * 1024;
 
     enum class Status { need_more, reply, error };
 
     // Consumes a prefix of input; with status reply, reply() holds the reply (valid
     // until the next call). error: malformed (no 3-digit code, codes differ between
-    // lines, too many lines); the connection is not usable after that.
+    // lines, too many lines, too long); error() says which; the connection is not
+    // usable after that.
     std::size_t consume(std::string_view input, Status& status);
     const ServerReply& reply() const { return reply_; }
     const std::string& error() const { return error_; }
@@ -45,6 +51,7 @@ private:
     bool truncated_ = false;
     ServerReply reply_;
     ServerReply building_;
+    std::size_t building_bytes_ = 0;
     std::string error_;
 };
 

@@ -3,6 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <charconv>
 
 #include "smtp/server_io.hpp"
@@ -89,14 +91,25 @@ void Server::stop() {
     }
 }
 
+// Out of descriptors (EMFILE, ENFILE) or kernel memory, accept fails at once for as
+// long as a connection waits in the backlog: retrying at once would spin a core and
+// flood the log while the sessions we have starve. So pause, 10 ms doubling to 1 s, and
+// warn once per episode; the waiting clients stay in the backlog (as Go's net/http does).
 asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
+    asio::steady_timer pause(io_);
+    std::chrono::milliseconds backoff{0};
     while (!stopping_) {
         auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
         if (ec) {
             if (stopping_ || ec == asio::error::operation_aborted) co_return;
-            support::log_warning("smtpd", "accept: " + ec.message());
-            continue;  // e.g. EMFILE: keep serving the sessions we have
+            if (backoff.count() == 0) support::log_warning("smtpd", "accept: " + ec.message() + "; pausing accepts");
+            backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+            pause.expires_after(backoff);
+            co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            continue;  // keep serving the sessions we have
         }
+        if (backoff.count() != 0) support::log_info("smtpd", "accepting again");
+        backoff = std::chrono::milliseconds(0);
         if (sockets_.size() >= options_.max_connections)
             asio::co_spawn(io_, refuse(std::move(socket)), asio::detached);
         else

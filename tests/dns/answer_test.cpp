@@ -209,5 +209,24 @@ TEST(CnameTarget, EndOfTheChainOrEmpty) {
     EXPECT_EQ(cname_target(Bytes(5, 0), "mx.example.com"), "");
 }
 
+// Postfix's separate CNAME query: the alias record itself and whether it was validated.
+TEST(CnameReply, TheAliasRecordItselfAndItsSecurity) {
+    auto q = query_for("mx.example.com", type_cname);
+    auto secure = parse_cname_reply(
+        ReplyBuilder(q).answer("", type_cname, test::name_bytes("Real.Example.NET")).ad().bytes(),
+        "mx.example.com", true);
+    EXPECT_EQ(secure.status, Status::ok);
+    EXPECT_TRUE(secure.secure);
+    EXPECT_EQ(secure.target, "real.example.net");
+    auto insecure = parse_cname_reply(
+        ReplyBuilder(q).answer("", type_cname, test::name_bytes("real.example.net")).bytes(), "mx.example.com",
+        true);
+    EXPECT_FALSE(insecure.secure);
+    auto none = parse_cname_reply(ReplyBuilder(q).ad().bytes(), "mx.example.com", true);
+    EXPECT_EQ(none.status, Status::nodata);
+    EXPECT_EQ(none.target, "");
+    EXPECT_EQ(parse_cname_reply(Bytes(5, 0), "mx.example.com", true).status, Status::try_again);
+}
+
 }  // namespace
 }  // namespace tlsrelay::dns

@@ -59,6 +59,30 @@ TEST(ReplyParser, HostileRepliesStayBounded) {
     for (int i = 0; i < 2000; ++i) many += "250-x\r\n";
     p.consume(many, st);
     EXPECT_EQ(st, ReplyParser::Status::error);  // more than max_lines continuation lines
+    EXPECT_EQ(p.error(), "more than 1000 reply lines");
+
+    // Megabytes of long continuation lines: given up on after max_bytes of text, not
+    // kept until max_lines of max_line each (4 MiB) have arrived.
+    ReplyParser wide;
+    const std::string line = "250-" + std::string(1000, 'x') + "\r\n";
+    std::size_t fed = 0;
+    for (st = ReplyParser::Status::need_more; st == ReplyParser::Status::need_more && fed < (8u << 20);
+         fed += line.size())
+        wide.consume(line, st);
+    EXPECT_EQ(st, ReplyParser::Status::error);
+    EXPECT_EQ(wide.error(), "reply longer than 65536 bytes");
+    EXPECT_LE(fed, ReplyParser::max_bytes + line.size());
+
+    ReplyParser fits;  // just under the limit is a reply, and the next one starts afresh
+    const std::string l60 = "250-" + std::string(1000, 'y') + "\r\n";
+    std::string big;
+    for (int i = 0; i < 60; ++i) big += l60;
+    big += "250 last\r\n";
+    fits.consume(big, st);
+    ASSERT_EQ(st, ReplyParser::Status::reply);
+    EXPECT_EQ(fits.reply().lines.size(), 61u);
+    fits.consume(big, st);
+    EXPECT_EQ(st, ReplyParser::Status::reply);
 
     ReplyParser q;
     std::string huge = "250 " + std::string(1 << 20, 'a') + "\r\n";
