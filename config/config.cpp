@@ -276,6 +276,10 @@ void read_root(Context& ctx, const toml::table& root, Config& cfg) {
         s.text("format", cfg.log.format);
     });
     section("metrics", [&](Section& s) { s.text("listen", cfg.metrics_listen); });
+    section("watch", [&](Section& s) {
+        s.duration("expiry_warning", cfg.watch.expiry_warning);
+        s.duration("interval", cfg.watch.interval);
+    });
     section("mta_sts", [&](Section& s) { s.boolean("enabled", cfg.mta_sts_enabled); });
     section("tls_rpt", [&](Section& s) { s.boolean("enabled", cfg.tls_rpt_enabled); });
     top.finish();

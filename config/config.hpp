@@ -81,6 +81,12 @@ struct LogConfig {
     std::string format = "postfix"; // or "json"
 };
 
+// Certificate early warnings for policy-table destinations (beyond Postfix).
+struct WatchConfig {
+    Duration expiry_warning = std::chrono::hours(24 * 14);  // 0: no expiry warnings
+    Duration interval = Duration::zero();                    // active checks; 0: off
+};
+
 struct Config {
     ServerConfig server;
     QueueConfig queue;
@@ -89,6 +95,7 @@ struct Config {
     TlsConfig tls;
     LogConfig log;
     std::string metrics_listen;
+    WatchConfig watch;
     bool mta_sts_enabled = false;
     bool tls_rpt_enabled = false;
     std::filesystem::path file;  // where it was read from; empty for the embedded defaults

@@ -13,6 +13,7 @@ unless asked otherwise:
     pki.leaf(dns=["*.example.test"])            wildcard
     pki.leaf(..., expired=True)                 notAfter in the past
     pki.leaf(..., not_yet_valid=True)           notBefore in the future
+    pki.leaf(..., valid_days=5)                 notAfter that many days from now (default 365)
     pki.leaf(..., self_signed=True)             its own issuer, no chain
     pki.leaf(..., unknown_ca=True)              signed by a CA nobody trusts
     pki.leaf(..., without_intermediate=True)    chain_path holds the leaf only
@@ -161,12 +162,12 @@ class Pki:
     def leaf(self, dns: list[str] | tuple = (), ips: list[str] | tuple = (), cn: str | None = None,
              expired: bool = False, not_yet_valid: bool = False, self_signed: bool = False,
              unknown_ca: bool = False, without_intermediate: bool = False,
-             key: str = "ec", server_auth: bool = True) -> Cert:
+             key: str = "ec", server_auth: bool = True, valid_days: float = 365) -> Cert:
         """A server certificate. cn defaults to the first DNS name (or "mail server" when
         there is none); with dns=() and ips=() the certificate has no SAN at all.
         Cached: the same arguments return the same certificate within a process."""
         params = (tuple(dns), tuple(ips), cn, expired, not_yet_valid, self_signed, unknown_ca,
-                  without_intermediate, key, server_auth)
+                  without_intermediate, key, server_auth, valid_days)
         with self._lock:
             if params in self._cache:
                 return self._cache[params]
@@ -188,7 +189,7 @@ class Pki:
         elif not_yet_valid:
             nb, na = now + datetime.timedelta(days=1), now + datetime.timedelta(days=60)
         else:
-            nb, na = now - datetime.timedelta(days=1), now + datetime.timedelta(days=365)
+            nb, na = now - datetime.timedelta(days=1), now + datetime.timedelta(days=valid_days)
         b = (x509.CertificateBuilder()
              .subject_name(subject)
              .issuer_name(issuer_name)

@@ -66,7 +66,7 @@ class Install(world.WorldTestCase):
         text = self.config.read_text()
         data = tomllib.loads(text)
         self.assertEqual(set(data), {"server", "queue", "dns", "delivery", "tls", "log", "metrics",
-                                     "mta_sts", "tls_rpt"})
+                                     "watch", "mta_sts", "tls_rpt"})
         for key in ("listen", "allow_networks", "max_message_size", "max_recipients",
                     "max_connections", "user", "tls_cert", "tls_key"):
             self.assertIn(key, data["server"])

@@ -61,6 +61,8 @@ struct Attempt {
     Clock::time_point arrival, start;
     Clock::time_point connected;  // end of connection setup (c), start of transfer (d)
     const config::Config& config;
+    DeliveryObserver* observer = nullptr;
+    std::string destination;  // of the recipients being finished, for the observer
 
     void log(std::size_t i, const std::string& relay, const std::string& dsn, const char* status,
              const std::string& reason) {
@@ -73,6 +75,7 @@ struct Attempt {
                                       ", delay=" + format_delay(seconds(now - arrival)) +
                                       ", delays=" + delays + ", dsn=" + dsn + ", status=" + status +
                                       " (" + reason + ")");
+        if (observer) observer->outcome(destination, status, dsn);
     }
 
     std::int64_t backoff(std::uint32_t attempts) const {
@@ -105,9 +108,11 @@ struct Attempt {
     }
 };
 
-asio::awaitable<std::optional<asio::ip::tcp::socket>> connect(const relay::Target& t,
-                                                              std::chrono::milliseconds timeout,
-                                                              std::string& error) {
+}  // namespace
+
+asio::awaitable<std::optional<asio::ip::tcp::socket>> connect_target(const Target& t,
+                                                                     std::chrono::milliseconds timeout,
+                                                                     std::string& error) {
     using namespace asio::experimental::awaitable_operators;
     auto ex = co_await asio::this_coro::executor;
     asio::ip::tcp::socket socket(ex);
@@ -126,6 +131,8 @@ asio::awaitable<std::optional<asio::ip::tcp::socket>> connect(const relay::Targe
     }
     co_return std::optional<asio::ip::tcp::socket>(std::move(socket));
 }
+
+namespace {
 
 struct Pending {
     std::vector<std::size_t> idx;
@@ -146,7 +153,7 @@ asio::awaitable<SessionOutcome> one_session(DeliveryContext& ctx, const Target& 
                                             std::vector<smtp::RecipientResult>& results) {
     SessionOutcome out;
     std::string error;
-    auto socket = co_await connect(t, ctx.config.delivery.connect_timeout, error);
+    auto socket = co_await connect_target(t, ctx.config.delivery.connect_timeout, error);
     if (!socket) {
         out.connect_error = "connect to " + server.name_addr_port() + ": " + error;
         support::log_info("smtp", out.connect_error);
@@ -195,6 +202,7 @@ bool plaintext_retry_ok(const DeliveryContext& ctx, const Attempt& at, const smt
 asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Group& g,
                                     const std::string& content) {
     std::vector<std::size_t> pending = g.rcpts;
+    at.destination = g.hop.domain;
     std::string last_relay = "none", last_dsn = "4.3.0", last_reason = "server unavailable or unable to receive mail";
     unsigned sessions = 0;
     bool final_server = false;
@@ -292,6 +300,8 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
             plan.level = tls::Level::none;
             outcome = co_await one_session(ctx, t, server, plan, msg, results);
         }
+        if (ctx.observer && outcome.conn && outcome.conn->tls_session())
+            ctx.observer->tls_session(g.hop, server, *outcome.conn->tls_session());
         if (!outcome.connected) {
             last_relay = "none";
             last_dsn = "4.4.1";
@@ -310,7 +320,8 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
 }  // namespace
 
 asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env, const std::string& content) {
-    Attempt at{env, Clock::time_point(std::chrono::microseconds(env.arrival_us)), Clock::now(), {}, ctx.config};
+    Attempt at{env, Clock::time_point(std::chrono::microseconds(env.arrival_us)), Clock::now(), {}, ctx.config,
+               ctx.observer, {}};
     std::map<std::string, Group> groups;
     auto now_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
@@ -318,6 +329,7 @@ asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& en
         if (r.done() || r.next_attempt > now_s) continue;
         auto hop = nexthop_for(ctx.config.delivery, domain_of(r.address));
         if (!hop) {
+            at.destination = domain_of(r.address);
             at.finish(i, "none", "5.1.3", "bad address syntax", false, true);
             continue;
         }

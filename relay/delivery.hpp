@@ -9,19 +9,34 @@
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
 #include "queue/queue.hpp"
 #include "relay/connection_cache.hpp"
+#include "relay/route.hpp"
 #include "smtp/client_session.hpp"
 #include "tls/dane.hpp"
 
 namespace tlsrelay::relay {
 
 class MtaSts;
+
+// Told about every outcome and TLS session of deliveries (relay/monitor.hpp: metrics
+// and certificate warnings); delivery works the same without one.
+class DeliveryObserver {
+public:
+    virtual ~DeliveryObserver() = default;
+    // One status line; status is "sent", "deferred" or "bounced"; destination the
+    // next-hop domain (the recipient's domain when it has no next hop).
+    virtual void outcome(const std::string& destination, std::string_view status, const std::string& dsn) = 0;
+    // A finished handshake with a server of this next hop, whether the policy accepted it or not.
+    virtual void tls_session(const NextHop& hop, const smtp::ServerId& server, const smtp::TlsSession& session) = 0;
+};
 
 struct DeliveryContext {
     const config::Config& config;
@@ -37,6 +52,7 @@ struct DeliveryContext {
                                 const tls::DaneDecision& dane)> dane_plan;
     // MTA-STS (relay/mta_sts.hpp) after DANE; null: never looked up.
     MtaSts* mta_sts = nullptr;
+    DeliveryObserver* observer = nullptr;  // null: nobody watches
 };
 
 struct AttemptTimes {
@@ -47,6 +63,10 @@ struct AttemptTimes {
 // reason) and logs one status line per recipient tried.
 boost::asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env,
                                               const std::string& content);
+
+// A TCP connection to t within timeout; nullopt with error set ("Connection timed out", ...).
+boost::asio::awaitable<std::optional<boost::asio::ip::tcp::socket>> connect_target(
+    const Target& t, std::chrono::milliseconds timeout, std::string& error);
 
 // Postfix's delay formatting (src/util/format_tv.c with the default resolution).
 std::string format_delay(double seconds);

@@ -58,6 +58,7 @@ void Scheduler::unschedule(const std::string& id) {
 
 void Scheduler::schedule(const queue::Envelope& env) {
     unschedule(env.id);
+    arrival_.emplace(env.id, env.arrival_us ? env.arrival_us : now_s() * 1'000'000);  // 0: just committed
     if (env.held || held_.count(env.id)) {
         held_.insert(env.id);
         return;
@@ -74,7 +75,15 @@ void Scheduler::schedule(const queue::Envelope& env) {
 
 void Scheduler::add(const queue::Envelope& env) { schedule(env); }
 
+std::optional<std::int64_t> Scheduler::oldest_arrival_us() const {
+    std::optional<std::int64_t> oldest;
+    for (const auto& [id, us] : arrival_)
+        if (!oldest || us < *oldest) oldest = us;
+    return oldest;
+}
+
 void Scheduler::reload() {
+    arrival_.clear();
     due_.clear();
     by_time_.clear();
     blocked_.clear();
@@ -227,8 +236,12 @@ asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::s
     if (ec) {
         support::log_warning("qmgr", env.id + ": cannot record delivery state: " + ec.message());
     }
-    if (all_done && !ec) support::log_info("qmgr", env.id + ": removed");
-    else if (!all_done) schedule(env);
+    if (all_done && !ec) {
+        support::log_info("qmgr", env.id + ": removed");
+        arrival_.erase(env.id);
+    } else if (!all_done) {
+        schedule(env);
+    }
 }
 
 }  // namespace tlsrelay::relay

@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -33,6 +34,9 @@ public:
     // restart: a duplicate at worst, never a loss or a false "sent").
     void stop();
     bool idle() const { return active_.empty(); }
+    // For metrics: messages in the queue (held ones too) and the arrival of the oldest.
+    std::size_t queued() const { return arrival_.size(); }
+    std::optional<std::int64_t> oldest_arrival_us() const;
 
     // Queue control (`tlsrelay queue` through the control socket), effective at once;
     // an error is the spool's (no_such_file_or_directory: no such message). An attempt
@@ -70,6 +74,7 @@ private:
     std::map<std::string, unsigned> per_destination_;
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
     std::set<std::string> flushed_while_active_;  // retry at once when the attempt ends
+    std::map<std::string, std::int64_t> arrival_;  // id -> arrival_us of every queued message
     std::set<std::string> forced_;   // flushed: the next attempt ignores next_attempt
     std::set<std::string> held_;     // on hold: never scheduled until released
     std::set<std::string> deleted_;  // deleted during their attempt: record nothing

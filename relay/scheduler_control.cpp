@@ -87,6 +87,7 @@ asio::awaitable<std::error_code> Scheduler::remove(std::string id) {
     held_.erase(id);
     forced_.erase(id);
     auto ec = co_await support::on_pool(disk_, [&] { return spool_.remove(id); });
+    if (!ec || ec == no_such_message) arrival_.erase(id);
     if (ec && ec != no_such_message) {  // still there: back to how it was
         deleted_.erase(id);
         auto env = co_await support::on_pool(disk_, [&] { return spool_.envelope(id); });

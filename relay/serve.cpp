@@ -19,9 +19,12 @@
 #include "relay/control.hpp"
 #include "relay/dane.hpp"
 #include "relay/mta_sts.hpp"
+#include "relay/metrics_http.hpp"
+#include "relay/monitor.hpp"
 #include "relay/scheduler.hpp"
 #include "relay/spool_sink.hpp"
 #include "relay/tls_plan.hpp"
+#include "relay/watch_probe.hpp"
 #include "smtp/server.hpp"
 #include "support/fd_limit.hpp"
 #include "support/log.hpp"
@@ -104,6 +107,7 @@ void keep_restart_only_settings(const config::Config& running, config::Config& f
         now = then;
     };
     keep("server.listen", fresh.server.listen, running.server.listen);
+    keep("metrics.listen", fresh.metrics_listen, running.metrics_listen);
     keep("server.user", fresh.server.user, running.server.user);
     keep("server.tls_cert", fresh.server.tls_cert, running.server.tls_cert);
     keep("server.tls_key", fresh.server.tls_key, running.server.tls_key);
@@ -157,11 +161,24 @@ int run_serve(const Args& args) {
     MtaSts mta_sts(io.get_executor(), *cfg, *resolver, disk);
     delivery.mta_sts = &mta_sts;
     Scheduler scheduler(io, *opened.spool, disk, delivery);
-    SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) { scheduler.add(e); });
+    Monitor monitor(
+        *cfg, [&](const std::string& hop) { return tls::policy_for(planner->table(), hop, planner->main()); },
+        [&] { return QueueState{scheduler.queued(), scheduler.oldest_arrival_us()}; });
+    delivery.observer = &monitor;
+    SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) {
+        monitor.received();
+        scheduler.add(e);
+    });
     if (auto short_of = support::raise_fd_limit(cfg->server.max_connections + 256))  // + spool, DNS, deliveries
         support::log_warning("master", *short_of);
     smtp::Server server(io, server_options(*cfg), sink, tls);
     if (!server.listen(cfg->server.listen, error)) return fail(error);
+    MetricsServer metrics(io, [&] { return monitor.render(); });
+    if (!cfg->metrics_listen.empty() && !metrics.listen(cfg->metrics_listen, error)) return fail(error);
+    ActiveWatch watch(io, delivery, [&] { return watched_nexthops(planner->table()); },
+                      [&](const NextHop& h, const smtp::ServerId& s, const smtp::TlsSession& t) {
+                          monitor.check_certificate(h, s, t);
+                      });
     delivery.self = server.local_endpoints();
     scheduler.start();
     ControlServer control(io, scheduler);  // before the drop, which hands its socket over
@@ -170,6 +187,8 @@ int run_serve(const Args& args) {
     if (!drop_privileges(cfg->server.user, cfg->queue.dir, error)) return fail(error);
     server.start();
     control.start();
+    metrics.start();
+    watch.start();
 
     asio::signal_set hup(io, SIGHUP);
     asio::signal_set stop(io, SIGTERM, SIGINT);
@@ -177,6 +196,8 @@ int run_serve(const Args& args) {
         if (ec) return;
         support::log_info("master", "terminating on signal " + std::to_string(sig));
         server.stop();
+        metrics.stop();
+        watch.stop();
         scheduler.stop();
         control.stop();
         connections.close_all();

@@ -239,6 +239,8 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
     tls_summary_ = verdict.adjective + " TLS connection established to " + server_.tls_name_addr_port() + ": " +
                    describe_tls_session(ssl);
     support::log_info("smtp", tls_summary_);
+    tls_session_ = TlsSession{verdict.adjective, SSL_get_version(ssl), verdict.ok,
+                              std::shared_ptr<X509>(SSL_get1_peer_certificate(ssl), X509_free)};
     if (!verdict.ok) {
         std::string reason = "Server certificate not verified";
         if (!verdict.detail.empty()) reason += ": " + verdict.detail;

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,15 @@ struct TlsPlan {
     std::function<bool(SSL*, std::string& error)> prepare;
     // Judges the finished handshake; null: level none/may/encrypt rules (no check).
     std::function<TlsVerdict(SSL*)> verify;
+};
+
+// What a finished handshake showed, kept for observers (metrics, certificate
+// warnings in relay/) whether or not the policy then accepted the session.
+struct TlsSession {
+    std::string adjective;       // as in the summary line: Anonymous ... Verified
+    std::string protocol;        // "TLSv1.3"
+    bool policy_ok = true;       // the verdict of plan.verify
+    std::shared_ptr<X509> leaf;  // the peer's certificate; null: anonymous
 };
 
 struct ClientOptions {
@@ -100,6 +110,7 @@ public:
     bool usable() const { return usable_; }
     bool tls_active() const { return tls_.has_value(); }
     const std::string& tls_summary() const { return tls_summary_; }  // the "TLS connection established" line
+    const std::optional<TlsSession>& tls_session() const { return tls_session_; }  // set once handshaken
     const ServerId& server() const { return server_; }
     const ServerReply& greeting() const { return greeting_; }
     const ServerReply& ehlo_reply() const { return ehlo_; }  // the latest EHLO answer
@@ -129,6 +140,7 @@ private:
     bool timed_out_ = false;
     std::string bad_reply_;  // why the last reply could not be parsed
     std::string tls_summary_;
+    std::optional<TlsSession> tls_session_;
 };
 
 // Dot-stuffs stored content for the wire and folds lines over 998 octets with

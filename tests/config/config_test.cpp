@@ -26,6 +26,8 @@ TEST(Config, EmptyFileIsTheEmbeddedDefaults) {
     EXPECT_EQ(c.delivery.port, 25);
     EXPECT_EQ(c.delivery.connect_timeout, 30s);
     EXPECT_EQ(c.delivery.max_connections_per_domain, 20u);
+    EXPECT_EQ(c.watch.expiry_warning, 14 * 24h);
+    EXPECT_EQ(c.watch.interval, 0s);
     EXPECT_EQ(c.tls.security_level, "may");
     EXPECT_EQ(c.tls.verify_cert_match, std::vector<std::string>{"hostname"});
     EXPECT_EQ(c.tls.secure_cert_match, (std::vector<std::string>{"nexthop", "dot-nexthop"}));
@@ -76,6 +78,9 @@ match = ["nexthop", "dot-nexthop"]
 format = "json"
 [metrics]
 listen = "127.0.0.1:9325"
+[watch]
+expiry_warning = "3d"
+interval = "1h"
 [mta_sts]
 enabled = true
 [tls_rpt]
@@ -100,6 +105,8 @@ enabled = true
     EXPECT_EQ(c.tls.policy[0].line, 34);  // the [[tls.policy]] header
     EXPECT_TRUE(c.mta_sts_enabled);
     EXPECT_EQ(c.metrics_listen, "127.0.0.1:9325");
+    EXPECT_EQ(c.watch.expiry_warning, std::chrono::hours(72));
+    EXPECT_EQ(c.watch.interval, std::chrono::hours(1));
 }
 
 struct BadCase {
@@ -126,6 +133,9 @@ TEST(Config, ProblemsNameLineAndKey) {
         {"[[tls.policy]]\nlevel = \"secure\"\n", 1, "needs a destination"},
         {"[[tls.policy]]\ndestination = \"a\"\nlevel = \"may\"\nmatc = [\"x\"]\n", 4,
          "unknown key \"tls.policy.matc\""},
+        {"[watch]\nexpiry_warning = \"soon\"\n", 2, "\"watch.expiry_warning\" is not a duration"},
+        {"[watch]\n\ninterval = 60\n", 3, "\"watch.interval\" must be a duration"},
+        {"[watch]\nexpiry = \"1d\"\n", 2, "unknown key \"watch.expiry\""},
         {"[server\n", 1, ""},  // TOML syntax error
     };
     for (const auto& c : cases) {
