@@ -45,6 +45,27 @@ def relay_binary() -> Path:
     return path
 
 
+# A relay built with TLSRELAY_SANITIZE that hits ASan, UBSan or LSan writes its report to
+# DIR/sanitizer.PID and exits with this code; Relay.stop and World.cleanup fail the test
+# on either. Harmless for a normal build (the variables are then ignored). A small ASan
+# quarantine keeps freed buffers from counting as growth in the tests that bound RSS.
+SANITIZER_EXIT = 86
+
+
+def sanitizer_env(log_dir: Path) -> dict:
+    env = dict(os.environ)
+    opts = f"log_path={log_dir}/sanitizer:exitcode={SANITIZER_EXIT}"
+    for var, extra in (("ASAN_OPTIONS", ":quarantine_size_mb=4"), ("UBSAN_OPTIONS", "")):
+        env[var] = ":".join(filter(None, [env.get(var), opts + extra]))
+    return env
+
+
+def sanitizer_reports(root: Path) -> str:
+    """Every sanitizer report written under root, or "" if none."""
+    return "\n".join(f"--- {p}\n{p.read_text(errors='replace')}"
+                     for p in sorted(root.rglob("sanitizer.*")))
+
+
 # ----------------------------------------------------------------------------------------
 # Ports and addresses
 # ----------------------------------------------------------------------------------------
@@ -231,7 +252,8 @@ class Relay:
         self.proc = subprocess.Popen(
             [str(relay_binary()), "serve", "--config", str(self.config_path)],
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec)
+            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec,
+            env=sanitizer_env(self.dir))
         self.starts += 1
         self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
         self._reader.start()
@@ -271,6 +293,8 @@ class Relay:
                 self.kill()
                 raise AssertionError(f"{self.name} did not exit within {timeout}s of SIGTERM")
         self._join_reader()
+        if self.proc.returncode == SANITIZER_EXIT or sanitizer_reports(self.dir):
+            raise AssertionError(f"{self.name}: sanitizer report\n{sanitizer_reports(self.dir)}")
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -340,7 +364,8 @@ class Relay:
         """Runs `tlsrelay ARGS --config FILE` (the config is written first)."""
         self.write_config()
         cp = subprocess.run([str(relay_binary()), *args, "--config", str(self.config_path)],
-                            cwd=self.dir, capture_output=True, timeout=timeout)
+                            cwd=self.dir, capture_output=True, timeout=timeout,
+                            env=sanitizer_env(self.dir))
         if check and cp.returncode != 0:
             raise AssertionError(f"tlsrelay {' '.join(args)} exited {cp.returncode}:\n"
                                  f"{cp.stderr.decode(errors='replace')}")
@@ -1248,8 +1273,11 @@ class World:
                 fn()
         self._cleanups.clear()
         self.ports.release_all()
+        reports = sanitizer_reports(self.root)
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+        if reports:
+            raise AssertionError(f"a tlsrelay process hit a sanitizer:\n{reports}")
 
 
 class WorldTestCase(unittest.TestCase):

@@ -5,7 +5,7 @@ BUILD_PACKAGES="g++ cmake ninja-build pkg-config ccache libboost1.81-dev libssl-
   libc-ares-dev libtomlplusplus-dev"
 TEST_PACKAGES="libgtest-dev postfix swaks python3 python3-aiosmtpd python3-dnslib
   python3-cryptography unbound nsd ldnsutils openssl systemd
-  pflogsumm"
+  pflogsumm clang libclang-rt-14-dev"
 
 missing_packages() {
     local missing=""
