@@ -305,5 +305,10 @@ def run_tlsrelay(scenario: Scenario | dict, world: World | None = None) -> Outco
                     break
         log = relay.log_text(mark)
         relay.stop()
+        # The relay is gone, so every connection is closed; let each peer finish
+        # recording its sessions (a TLS handshake completes on the client's side first,
+        # and the peer's thread may not have noted it yet).
+        for peer in b.peers.values():
+            peer.wait_for_sessions(len(peer.sessions), timeout=10)
         return Outcome("tlsrelay", statuses, log, b.peers, {n: p.host for n, p in b.peers.items()})
     return _run(go, scenario, world)
