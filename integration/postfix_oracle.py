@@ -16,12 +16,13 @@ the scenario's DNS server and /etc/postfix is bind-mounted to the instance's con
 folder (so nothing outside the test's temp folder is touched, and `postfix -c` finds a
 default main.cf without one being installed system-wide). Logs go to maillog_file via
 postlogd. Waiting for a result reads the maillog until the status line appears, with a
-deadline. Cleanup runs `postfix stop` and waits for the master's pid to exit (pidfd),
+deadline. Cleanup stops the master (SIGTERM, as `postfix stop` does) and waits for the master's pid to exit (pidfd),
 killing that one pid if it does not.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -112,6 +113,80 @@ def default_main(root: Path, ca_file: Path) -> dict[str, str]:
     }
 
 
+# `postfix set-permissions create-missing` takes seconds (it runs postconf dozens of
+# times), so it runs once per test process, in a template tree that every instance then
+# copies with owners and modes kept (`cp -a`): its conf/ (Debian's /etc/postfix files
+# that post-install and the map loader expect next to main.cf), queue/ and data/.
+_template: Path | None = None
+MASTER = "/usr/lib/postfix/sbin/master"  # Debian's daemon_directory
+
+
+def _prepare_template() -> Path:
+    tpl = Path(tempfile.mkdtemp(prefix="tlsrelay-pf-template-"))
+    atexit.register(shutil.rmtree, tpl, ignore_errors=True)
+    os.chmod(tpl, 0o755)
+    conf = tpl / "conf"
+    shutil.copytree("/etc/postfix", conf, ignore=shutil.ignore_patterns("main.cf", "master.cf"))
+    for d in ("queue", "data"):
+        (tpl / d).mkdir()
+    pw = pwd.getpwnam("postfix")
+    os.chown(tpl / "data", pw.pw_uid, pw.pw_gid)
+    (conf / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in default_main(
+        tpl, pki.get_pki().ca_file).items()))
+    (conf / "master.cf").write_text(MASTER_CF.format(listen="127.0.0.1:1"))
+    (tpl / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    cp = _run_in_namespace(tpl, ("postfix", "-c", str(conf), "set-permissions", "create-missing"), 120)
+    (tpl / "resolv.conf").unlink()
+    if cp.returncode != 0:
+        raise AssertionError(f"postfix set-permissions failed: {cp.stderr}{cp.stdout}")
+    return tpl
+
+
+def _run_in_namespace(root: Path, args, timeout: float) -> subprocess.CompletedProcess:
+    """args in a mount namespace where /etc/resolv.conf is root/resolv.conf and
+    /etc/postfix is root/conf."""
+    script = ('set -e; mount --bind "$1" /etc/resolv.conf; mount --bind "$2" /etc/postfix; '
+              'shift 2; exec "$@"')
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+           str(root / "resolv.conf"), str(root / "conf"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Processes of group pgid that are still running (zombies waiting for init to reap
+    them hold no sockets and do not count)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Polls until no process of group pgid runs (there is no handle to wait on for a
+    group of non-children); SIGKILLs what is left at the deadline."""
+    deadline = time.monotonic() + timeout
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            deadline += 5
+        time.sleep(0.01)
+
+
+def _copy_prepared_tree(root: Path) -> None:
+    """conf/, queue/ and data/ under root, as set-permissions leaves them."""
+    global _template
+    if _template is None:
+        _template = _prepare_template()
+    subprocess.run(["cp", "-a", f"{_template}/.", f"{root}/"], check=True)
+
+
 def _pidfd_wait(pid: int, timeout: float) -> bool:
     """True when pid exited within timeout (waits on a pidfd: no polling)."""
     try:
@@ -152,12 +227,7 @@ class PostfixOracle:
 
     # -- commands inside the instance's mount namespace ----------------------------------
     def _ns(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess:
-        script = ('set -e; mount --bind "$1" /etc/resolv.conf; mount --bind "$2" /etc/postfix; '
-                  'shift 2; exec "$@"')
-        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
-               str(self.root / "resolv.conf"), str(self.conf), *args]
-        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                            stdin=subprocess.DEVNULL)
+        cp = _run_in_namespace(self.root, args, timeout)
         if check and cp.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({cp.returncode}): {cp.stderr}{cp.stdout}\n"
                                  f"maillog tail:\n{self.log_text()[-3000:]}")
@@ -172,21 +242,7 @@ class PostfixOracle:
         """Writes main.cf (defaults + main), master.cf, the policy and transport tables
         (texthash: no postmap) and resolv.conf. Takes effect at the next start()."""
         if not self._prepared:
-            self.conf.mkdir(exist_ok=True)
-            # /etc/postfix's other files (postfix-files, dynamicmaps.cf, ...) that
-            # post-install and the map loader expect next to main.cf.
-            for item in Path("/etc/postfix").iterdir():
-                if item.name in ("main.cf", "master.cf"):
-                    continue
-                dest = self.conf / item.name
-                if item.is_dir():
-                    shutil.copytree(item, dest, dirs_exist_ok=True)
-                else:
-                    shutil.copy2(item, dest)
-            for d in ("queue", "data"):
-                (self.root / d).mkdir(exist_ok=True)
-            pw = pwd.getpwnam("postfix")
-            os.chown(self.root / "data", pw.pw_uid, pw.pw_gid)
+            _copy_prepared_tree(self.root)
         settings = default_main(self.root, pki.get_pki().ca_file)
         settings.update({k: str(v) for k, v in (main or {}).items()})
         (self.conf / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
@@ -198,15 +254,19 @@ class PostfixOracle:
         resolv = self.dns.resolv_conf() if self.dns else "nameserver 127.0.0.1\n"
         (self.root / "resolv.conf").write_text(resolv)
         os.chmod(self.root / "resolv.conf", 0o644)
-        if not self._prepared:
-            self.postfix("set-permissions", "create-missing")
-            self._prepared = True
-        # No `postfix check` here: `postfix start` runs the same checks and fails on them.
+        self._prepared = True
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
         assert not self.running
-        self.postfix("start")
+        # What `postfix start` ends with, without postfix-script's integrity checks
+        # (a second of postconf and find per start): the tree comes from set-permissions
+        # untouched, and the daemons refuse a bad main.cf themselves. -w returns once
+        # the master initialised, non-zero if it could not.
+        cp = _run_in_namespace(self.root, (MASTER, "-c", str(self.conf), "-w"), 60)
+        if cp.returncode != 0:
+            raise AssertionError(f"postfix master failed to start ({cp.returncode}): {cp.stderr}"
+                                 f"\nmaillog tail:\n{self.log_text()[-3000:]}")
         self.running = True
         pid_file = self.root / "queue" / "pid" / "master.pid"
         with contextlib.suppress(OSError, ValueError):
@@ -216,12 +276,18 @@ class PostfixOracle:
         if not self.running:
             return
         self.running = False
-        self.postfix("stop", check=False)
-        if self.master_pid and not _pidfd_wait(self.master_pid, timeout):
+        pid, self.master_pid = self.master_pid, None
+        if not pid:
+            return
+        # `postfix stop` is a SIGTERM to the master, which passes it on to its process
+        # group (its children). Done means that whole group is gone: a child that still
+        # holds the smtpd listener would make the next start fail to bind.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _pidfd_wait(pid, timeout):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.master_pid, signal.SIGKILL)
-            _pidfd_wait(self.master_pid, 5)
-        self.master_pid = None
+                os.killpg(pid, signal.SIGKILL)
+        _wait_group_gone(pid, 5)
 
     # -- mail ----------------------------------------------------------------------------
     def inject(self, sender: str, recipients: list[str], body: bytes | None = None) -> str:
