@@ -1,0 +1,136 @@
+"""Differential tests for the delivery half: DNS shapes (NXDOMAIN, null MX, SERVFAIL,
+unusable MX hosts, implicit MX, CNAMEs, the address limit) and SMTP reply classes
+(4xx/5xx per stage, replies without or with odd enhanced codes, greetings that refuse,
+unreachable hosts), each delivered by Postfix 3.7 and by tlsrelay in the same world.
+
+The rows and the comparison are test_differential.py's (make_scenario,
+DifferentialCase): the same status, DSN, relay=, a reason starting with Postfix's,
+the same TLS lines and the same sessions seen by the peers. "expect" is what
+postfix-tls-semantics.md §6 predicts, checked against the oracle before the two are
+compared.
+
+Unreachable hosts live on 127.0.9.N, where nothing in the test world listens (world.py
+puts peers on 127.0.1.N, relays on 127.0.3.N): a connection there is refused at once.
+"""
+
+from __future__ import annotations
+
+import unittest
+
+from test_differential import SENT, define_groups
+
+NOT_FOUND = "Host or domain name not found. Name service error for name="
+PEER = "mx1.example.test[{mx1.addr}]"
+
+
+def said(reply: str, stage: str) -> str:
+    """Postfix's reason for a reply from mx1: 'host H said: REPLY (in reply to STAGE)'."""
+    return f"host {PEER} said: {reply} (in reply to {stage})"
+
+
+def refused(n: int) -> str:
+    return f"connect to mx{n}.example.test[127.0.9.{n}]:25: Connection refused"
+
+
+def unreachable_mx(count: int) -> dict:
+    """example.test with count MX hosts (preferences 10, 20, ...) on 127.0.9.N."""
+    dns = []
+    for n in range(1, count + 1):
+        dns += [("example.test", "MX", f"{n * 10} mx{n}.example.test."),
+                (f"mx{n}.example.test", "A", f"127.0.9.{n}")]
+    return {"peers": {}, "dns": dns}
+
+
+def then_mx2(reply_stage: dict) -> dict:
+    """mx1 (preference 10) with the given behaviour, mx2 (20) a good peer."""
+    return {"peers": {"mx1": {"names": ["mx1.example.test"], "behaviour": reply_stage},
+                      "mx2": {"names": ["mx2.example.test"]}},
+            "dns": [("example.test", "MX", "10 mx1.example.test."),
+                    ("example.test", "MX", "20 mx2.example.test.")]}
+
+
+SCENARIOS: dict[str, list[dict]] = {
+    # postfix-tls-semantics §6: what the MX and address lookups can answer.
+    "DnsShapes": [
+        dict(name="recipient-domain-nxdomain", recipients=["user@absent.test"],
+             expect=("bounced", "5.4.4", NOT_FOUND + "absent.test type=AAAA: Host not found")),
+        dict(name="null-mx", dns=[("example.test", "MX", "0 .")], peers={},
+             expect=("bounced", "5.1.0", "Domain example.test does not accept mail (nullMX)")),
+        dict(name="mx-servfail", dns_failures=[("example.test", "MX", "SERVFAIL")],
+             expect=("deferred", "4.4.3", NOT_FOUND + "example.test type=MX: Host not found, try again")),
+        dict(name="mx-refused", dns_failures=[("example.test", "MX", "REFUSED")],
+             expect=("deferred", "4.4.3", NOT_FOUND + "example.test type=MX: Host not found, try again")),
+        dict(name="mx-host-nxdomain", peers={}, dns=[("example.test", "MX", "10 gone.example.test.")],
+             expect=("bounced", "5.4.4", NOT_FOUND + "gone.example.test type=")),
+        dict(name="mx-host-a-servfail", dns_failures=[("mx1.example.test", "A", "SERVFAIL")],
+             expect=("deferred", "4.4.3", NOT_FOUND + "mx1.example.test type=A: Host not found, try again")),
+        dict(name="mx-host-without-addresses", peers={},
+             dns=[("example.test", "MX", "10 mx1.example.test."), ("mx1.example.test", "TXT", '"no address"')],
+             expect=("bounced", "5.4.4", NOT_FOUND + "mx1.example.test type=")),
+        dict(name="implicit-mx", peers={"mx1": {"names": ["example.test"]}}, dns=[],
+             expect=SENT),
+        dict(name="no-mx-no-address", peers={}, dns=[("example.test", "TXT", '"nothing here"')],
+             expect=("bounced", "5.4.4", NOT_FOUND + "example.test type=")),
+        dict(name="domain-cname-to-mx-domain",
+             dns=[("example.test", "CNAME", "alias.test."), ("alias.test", "MX", "10 mx1.example.test.")],
+             expect=SENT),
+        dict(name="first-mx-unresolvable-second-ok",
+             dns=[("example.test", "MX", "10 gone.example.test."), ("example.test", "MX", "20 mx1.example.test.")],
+             expect=SENT),
+        dict(name="first-mx-servfail-second-ok", dns_failures=[("gone.example.test", "A", "SERVFAIL")],
+             dns=[("example.test", "MX", "10 gone.example.test."), ("example.test", "MX", "20 mx1.example.test.")],
+             expect=SENT),
+        dict(name="mx-connection-refused", **unreachable_mx(1),
+             expect=("deferred", "4.4.1", refused(1))),
+        dict(name="address-limit-five", **unreachable_mx(6),
+             expect=("deferred", "4.4.1", refused(5))),
+        dict(name="unreachable-then-peer", peers={"mx2": {"names": ["mx2.example.test"]}},
+             dns=[("example.test", "MX", "10 mx1.example.test."), ("mx1.example.test", "A", "127.0.9.1"),
+                  ("example.test", "MX", "20 mx2.example.test.")],
+             expect=SENT),
+    ],
+    # §1.5 and §6: what each reply class does to the recipient, the message and the host.
+    "ReplyShapes": [
+        dict(name="rcpt-550-bounces", behaviour={"replies": {"RCPT": "550 5.1.1 No such user"}},
+             expect=("bounced", "5.1.1", said("550 5.1.1 No such user", "RCPT TO command"))),
+        dict(name="rcpt-450-defers", behaviour={"replies": {"RCPT": "450 4.2.0 Mailbox busy"}},
+             expect=("deferred", "4.2.0", said("450 4.2.0 Mailbox busy", "RCPT TO command"))),
+        dict(name="rcpt-550-without-enhanced-code", behaviour={"replies": {"RCPT": "550 No such user"}},
+             expect=("bounced", "5.0.0", said("550 No such user", "RCPT TO command"))),
+        # An enhanced code whose class differs from the reply's is replaced by x.0.0.
+        dict(name="rcpt-550-with-4xx-enhanced-code", behaviour={"replies": {"RCPT": "550 4.1.1 Odd"}},
+             expect=("bounced", "5.0.0", said("550 4.1.1 Odd", "RCPT TO command"))),
+        dict(name="rcpt-450-with-5xx-enhanced-code", behaviour={"replies": {"RCPT": "450 5.2.2 Odd"}},
+             expect=("deferred", "4.0.0", said("450 5.2.2 Odd", "RCPT TO command"))),
+        dict(name="mail-552-bounces", behaviour={"replies": {"MAIL": "552 5.3.4 Message too big"}},
+             expect=("bounced", "5.3.4", said("552 5.3.4 Message too big", "MAIL FROM command"))),
+        dict(name="mail-451-defers", behaviour={"replies": {"MAIL": "451 4.3.0 Try later"}},
+             expect=("deferred", "4.3.0", said("451 4.3.0 Try later", "MAIL FROM command"))),
+        dict(name="data-554-bounces", behaviour={"replies": {"DATA": "554 5.5.1 No valid recipients"}},
+             expect=("bounced", "5.5.1", said("554 5.5.1 No valid recipients", "DATA command"))),
+        dict(name="dot-552-bounces", behaviour={"replies": {"DOT": "552 5.2.2 Over quota"}},
+             expect=("bounced", "5.2.2", said("552 5.2.2 Over quota", "end of DATA command"))),
+        dict(name="dot-421-defers", behaviour={"replies": {"DOT": "421 4.4.2 Closing"}},
+             expect=("deferred", "4.4.2", said("421 4.4.2 Closing", "end of DATA command"))),
+        dict(name="two-recipients-one-refused", recipients=["ok@example.test", "no@example.test"],
+             behaviour={"rcpt_replies": {"no@example.test": "550 5.1.1 Unknown"}}, expect=SENT),
+        dict(name="helo-fallback-after-ehlo-502", behaviour={"esmtp": False}, expect=SENT),
+        # smtp_skip_5xx_greeting = yes: a 5xx greeting is a deferral (4.x.y), next MX first.
+        dict(name="greeting-554-defers", behaviour={"greeting": "554 5.7.1 Go away"},
+             expect=("deferred", "4.7.1", f"host {PEER} refused to talk to me: 554 5.7.1 Go away")),
+        dict(name="greeting-421-defers", behaviour={"greeting": "421 4.3.2 Not now"},
+             expect=("deferred", "4.3.2", f"host {PEER} refused to talk to me: 421 4.3.2 Not now")),
+        dict(name="greeting-421-then-next-mx", **then_mx2({"greeting": "421 4.3.2 Not now"}), expect=SENT),
+        dict(name="greeting-554-then-next-mx", **then_mx2({"greeting": "554 5.7.1 Go away"}), expect=SENT),
+        dict(name="mail-421-then-next-mx", **then_mx2({"replies": {"MAIL": "421 4.3.2 Shutting down"}}),
+             expect=SENT),
+        dict(name="ehlo-dropped-then-next-mx", **then_mx2({"drop": ["EHLO"]}), expect=SENT),
+        dict(name="ehlo-dropped-defers", behaviour={"drop": ["EHLO"]},
+             expect=("deferred", "4.4.2", f"lost connection with {PEER} while performing the EHLO handshake")),
+    ],
+}
+
+define_groups(globals(), SCENARIOS)
+
+if __name__ == "__main__":
+    unittest.main()
