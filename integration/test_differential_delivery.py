@@ -114,6 +114,12 @@ SCENARIOS: dict[str, list[dict]] = {
              expect=("deferred", "4.4.2", said("421 4.4.2 Closing", "end of DATA command"))),
         dict(name="two-recipients-one-refused", recipients=["ok@example.test", "no@example.test"],
              behaviour={"rcpt_replies": {"no@example.test": "550 5.1.1 Unknown"}}, expect=SENT),
+        dict(name="rcpt-limit-452-for-the-second", recipients=["one@example.test", "two@example.test"],
+             behaviour={"rcpt_limit": 1}, expect=SENT),
+        dict(name="rcpt-limit-452-three-recipients",
+             recipients=["one@example.test", "two@example.test", "three@example.test"],
+             behaviour={"rcpt_limit": 2}, expect=SENT),
+        dict(name="no-pipelining", behaviour={"pipelining": False}, expect=SENT),
         dict(name="helo-fallback-after-ehlo-502", behaviour={"esmtp": False}, expect=SENT),
         # smtp_skip_5xx_greeting = yes: a 5xx greeting is a deferral (4.x.y), next MX first.
         dict(name="greeting-554-defers", behaviour={"greeting": "554 5.7.1 Go away"},

@@ -337,7 +337,12 @@ asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& en
         g.hop = *hop;
         g.rcpts.push_back(i);
     }
-    for (auto& [key, g] : groups) co_await deliver_group(ctx, at, g, content);
+    for (auto& [key, g] : groups) {
+        std::stable_sort(g.rcpts.begin(), g.rcpts.end(), [&](std::size_t a, std::size_t b) {
+            return delivered_before(env.recipients[a].address, env.recipients[b].address);
+        });
+        co_await deliver_group(ctx, at, g, content);
+    }
 }
 
 }  // namespace tlsrelay::relay

@@ -76,4 +76,15 @@ std::string domain_of(std::string_view address) {
     return lower(address.substr(at + 1));
 }
 
+bool delivered_before(std::string_view a, std::string_view b) {
+    auto at_a = a.rfind('@');
+    auto at_b = b.rfind('@');
+    if (at_a != std::string_view::npos && at_b != std::string_view::npos) {
+        // char_traits<char> compares as unsigned bytes, like strcmp and strcasecmp
+        int by_domain = lower(a.substr(at_a)).compare(lower(b.substr(at_b)));
+        if (by_domain != 0) return by_domain < 0;
+    }
+    return a < b;
+}
+
 }  // namespace tlsrelay::relay

@@ -28,4 +28,10 @@ std::optional<NextHop> nexthop_for(const config::DeliveryConfig& d, std::string_
 // Lower-cased domain part of an address ("" for none).
 std::string domain_of(std::string_view address);
 
+// The order in which Postfix's queue manager hands one next hop's recipients to smtp(8)
+// (qmgr_message_sort): by "@domain" ignoring ASCII case, then by the whole address byte
+// by byte. A server that takes only so many recipients per transaction then accepts and
+// refuses the same ones from both engines.
+bool delivered_before(std::string_view a, std::string_view b);
+
 }  // namespace tlsrelay::relay

@@ -1,6 +1,10 @@
 // Postfix next-hop syntax and the choice of next hop for a recipient domain.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "relay/nexthop.hpp"
 
 namespace tlsrelay::relay {
@@ -59,6 +63,17 @@ TEST(NextHop, DomainOf) {
     EXPECT_EQ(domain_of("u@Example.COM"), "example.com");
     EXPECT_EQ(domain_of("\"a@b\"@c.example"), "c.example");
     EXPECT_EQ(domain_of("postmaster"), "");
+}
+
+TEST(NextHop, RecipientsInPostfixOrder) {
+    // by domain ignoring case, then the whole address byte by byte (uppercase first)
+    std::vector<std::string> rcpts{"two@example.test", "b@A.test", "one@example.test", "Three@example.test",
+                                   "three@example.test", "a@a.TEST"};
+    std::stable_sort(rcpts.begin(), rcpts.end(), delivered_before);
+    EXPECT_EQ(rcpts, (std::vector<std::string>{"a@a.TEST", "b@A.test", "Three@example.test", "one@example.test",
+                                               "three@example.test", "two@example.test"}));
+    EXPECT_FALSE(delivered_before("x@b.test", "x@B.test"));
+    EXPECT_TRUE(delivered_before("x@B.test", "x@b.test"));
 }
 
 }  // namespace
