@@ -1085,7 +1085,9 @@ class SmtpPeer:
 
     async def _dialogue(self, reader, writer, sess: PeerSession) -> str:
         async def send(text: str | bytes):
-            writer.write(text if isinstance(text, bytes) else (text + "\r\n").encode())
+            # surrogateescape: "\udce4" in a reply sends the raw byte 0xE4 (invalid UTF-8)
+            writer.write(text if isinstance(text, bytes)
+                         else (text + "\r\n").encode("utf-8", "surrogateescape"))
             await writer.drain()
 
         if "CONNECT" in self.drop:
@@ -1149,7 +1151,7 @@ class SmtpPeer:
                                if not self.starttls else "554 5.5.1 Error: TLS already active")
                     continue
                 reply = self.starttls_reply or override or "220 2.0.0 Ready to start TLS"
-                if not reply.startswith("220"):
+                if not reply.startswith("2"):  # any 2xx starts TLS, as clients take it
                     await send(reply)
                     continue
                 await send((reply + "\r\n").encode() + (self.inject_after_starttls or b""))

@@ -26,6 +26,18 @@ std::string said(const ServerId& s, const ServerReply& r, const char* command) {
     return "host " + s.name_addr() + " said: " + r.text() + " (in reply to " + command + " command)";
 }
 
+Failure refused(const ServerReply& r, std::string reason) {
+    // Postfix's vsmtp_fill_dsn (smtp_trouble.c): a refusal whose DSN is neither 4.x.x nor
+    // 5.x.x (a 2xx where DATA wanted 354) is the server breaking the protocol.
+    std::string dsn = r.dsn();
+    if (dsn[0] != '4' && dsn[0] != '5') {
+        reason = "Protocol error: " + reason;
+        dsn = "5.5.0";
+    }
+    bool hard = dsn[0] == '5';
+    return Failure{std::move(dsn), std::move(reason), hard};
+}
+
 std::string wire_body(const std::string& content) {
     std::string out;
     out.reserve(content.size() + content.size() / 64 + 8);
@@ -166,12 +178,15 @@ asio::awaitable<std::optional<Failure>> ClientConnection::ehlo() {
         ehlo_ = *r;
         co_return std::nullopt;
     }
+    // Postfix (smtp_proto.c smtp_helo): 421 ends the session, any other refusal of
+    // EHLO falls back to HELO.
+    if (r->code == 421) co_return refused(*r, "host " + server_.name_addr() + " refused to talk to me: " + r->text());
     caps_ = Capabilities{};
     const std::string helo_line = "HELO " + options_.helo_name;
     r = co_await command(helo_line, "performing the HELO handshake");
     if (!r) co_return lost("performing the HELO handshake");
     if (r->positive()) co_return std::nullopt;
-    co_return Failure{r->dsn(), said(server_, *r, "HELO"), r->code >= 500};
+    co_return refused(*r, "host " + server_.name_addr() + " refused to talk to me: " + r->text());
 }
 
 asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& plan) {
@@ -181,10 +196,12 @@ asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& pl
     if (greeting->code / 100 != 2) {
         // Postfix's smtp_skip_5xx_greeting (default yes): a 5xx greeting is a soft error
         // like a 4xx one, so the next MX is tried and the last one defers (4.x.x).
-        std::string dsn = greeting->dsn();
-        if (!dsn.empty() && dsn[0] == '5') dsn[0] = '4';
-        co_return Failure{dsn, "host " + server_.name_addr() + " refused to talk to me: " + greeting->text(),
-                          false};
+        Failure f = refused(*greeting, "host " + server_.name_addr() + " refused to talk to me: " + greeting->text());
+        if (greeting->code / 100 == 5) {
+            f.dsn[0] = '4';
+            f.hard = false;
+        }
+        co_return f;
     }
     if (auto f = co_await ehlo()) co_return f;
     if (plan.level != tls::Level::none) {
@@ -205,10 +222,9 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
     }
     auto r = co_await command("STARTTLS", "sending STARTTLS");
     if (!r) co_return lost("sending STARTTLS");
-    if (r->code != 220) {
+    if (!r->positive()) {  // any 2xx starts TLS, as in Postfix
         if (!required) co_return std::nullopt;  // may: carry on in plaintext
-        co_return Failure{r->dsn(), "TLS is required, but host " + server_.name_addr() +
-                                        " refused to start TLS: " + r->text(), r->code >= 500};
+        co_return refused(*r, "TLS is required, but host " + server_.name_addr() + " refused to start TLS: " + r->text());
     }
     in_.clear();  // nothing the server sent before the handshake may count afterwards
     parser_ = ReplyParser{};

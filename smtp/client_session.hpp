@@ -126,6 +126,7 @@ private:
     boost::asio::awaitable<std::optional<Failure>> ehlo();
     boost::asio::awaitable<std::optional<Failure>> start_tls(const TlsPlan& plan);
     Failure lost(const char* what) const;
+    Failure message_refused(const ServerReply& r, const char* command) const;
 
     boost::asio::ip::tcp::socket socket_;
     std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
@@ -149,5 +150,9 @@ std::string wire_body(const std::string& content);
 
 // "host H[A] said: 550 5.1.1 text (in reply to RCPT TO command)"
 std::string said(const ServerId& s, const ServerReply& r, const char* command);
+
+// A refusal with reason: the reply's DSN, hard when that is 5.x.x; a DSN of another
+// class (a 2xx where 354 was due) is "Protocol error: " + reason with 5.5.0.
+Failure refused(const ServerReply& r, std::string reason);
 
 }  // namespace tlsrelay::smtp

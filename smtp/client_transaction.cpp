@@ -19,6 +19,12 @@ std::string mail_command(const OutboundMessage& m, const Capabilities& caps) {
 
 }  // namespace
 
+Failure ClientConnection::message_refused(const ServerReply& r, const char* command) const {
+    Failure f = refused(r, said(server_, r, command));
+    f.throttle = false;  // the message, not the host
+    return f;
+}
+
 asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMessage& m,
                                                               std::vector<RecipientResult>& results) {
     results.assign(m.recipients.size(), RecipientResult{});
@@ -58,7 +64,8 @@ asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMes
         if (r->positive()) {
             ++accepted;
         } else if (mail->positive()) {
-            results[i] = {r->code >= 500 ? State::hard : State::soft, r->dsn(), said(server_, *r, "RCPT TO")};
+            Failure f = refused(*r, said(server_, *r, "RCPT TO"));
+            results[i] = {f.hard ? State::hard : State::soft, f.dsn, f.reason};
         }
     }
     std::optional<ServerReply> data;
@@ -68,7 +75,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMes
     }
     if (!mail->positive()) {
         co_await command("RSET", "sending RSET");
-        co_return Failure{mail->dsn(), said(server_, *mail, "MAIL FROM"), mail->code >= 500, false};
+        co_return message_refused(*mail, "MAIL FROM");
     }
     if (accepted == 0) {
         co_await command("RSET", "sending RSET");
@@ -78,9 +85,9 @@ asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMes
         data = co_await command("DATA", "sending DATA");
         if (!data) co_return lost("sending DATA");
     }
-    if (data->code != 354) {
+    if (!data->go_ahead()) {
         co_await command("RSET", "sending RSET");
-        co_return Failure{data->dsn(), said(server_, *data, "DATA"), data->code >= 500, false};
+        co_return message_refused(*data, "DATA");
     }
     const std::string body = wire_body(*m.content);
     bool sent_body = co_await write(body, "sending message body");
@@ -92,7 +99,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMes
         co_return f;
     }
     if (!done->positive())
-        co_return Failure{done->dsn(), said(server_, *done, "end of DATA"), done->code >= 500, false};
+        co_return message_refused(*done, "end of DATA");
     for (auto& r : results)
         if (r.state == State::pending) r = {State::sent, done->dsn(), done->text()};
     co_return std::nullopt;

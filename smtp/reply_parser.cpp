@@ -1,6 +1,9 @@
 #include "smtp/reply_parser.hpp"
 
+#include <algorithm>
 #include <cctype>
+
+#include "support/log.hpp"
 
 namespace tlsrelay::smtp {
 namespace {
@@ -22,13 +25,6 @@ bool is_enhanced(std::string_view t) {
     return dots == 1 && digits > 0;
 }
 
-// Control bytes and 8-bit bytes become '?', as Postfix's printable() does.
-std::string printable(std::string s) {
-    for (auto& ch : s)
-        if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
-    return s;
-}
-
 std::string upper_word(std::string_view line) {
     std::string w(line.substr(0, line.find(' ')));
     for (auto& c : w) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -38,9 +34,11 @@ std::string upper_word(std::string_view line) {
 }  // namespace
 
 std::string ServerReply::enhanced() const {
+    // Postfix reads the code of the last line (smtp_chat_resp), after any spaces.
     if (lines.empty()) return "";
-    std::string_view first = lines[0];
-    std::string_view word = first.substr(0, first.find(' '));
+    std::string_view last = lines.back();
+    last.remove_prefix(std::min(last.size(), last.find_first_not_of(' ')));
+    std::string_view word = last.substr(0, last.find(' '));
     if (!is_enhanced(word) || word[0] != std::to_string(code)[0]) return "";
     return std::string(word);
 }
@@ -48,7 +46,9 @@ std::string ServerReply::enhanced() const {
 std::string ServerReply::dsn() const {
     std::string e = enhanced();
     if (!e.empty()) return e;
-    return std::to_string(code / 100) + ".0.0";
+    int cls = code / 100;
+    if (cls != 2 && cls != 4 && cls != 5) return "5.5.0";  // 3xx out of context: Postfix's safety value
+    return std::to_string(cls) + ".0.0";
 }
 
 // Postfix (src/smtp/smtp_chat.c smtp_chat_resp) keeps every line whole, "NNN-" or
@@ -84,7 +84,7 @@ std::size_t ReplyParser::consume(std::string_view input, Status& status) {
         if (!line_.empty() && line_.back() == '\r') line_.pop_back();
         bool done = false;
         status = finish_line(done);
-        if (status == Status::error) bad_line_ = printable(line_.substr(0, 100));
+        if (status == Status::error) bad_line_ = support::printable_utf8(line_.substr(0, 100));
         line_.clear();
         truncated_ = false;
         if (status == Status::error || done) return used;
@@ -122,7 +122,7 @@ ReplyParser::Status ReplyParser::finish_line(bool& done) {
         return Status::error;
     }
     building_.code = code;
-    text = printable(std::move(text));
+    text = support::printable_utf8(std::move(text));
     building_.lines.push_back(std::move(text));
     if (l.size() > 3 && l[3] == '-') return Status::need_more;
     reply_ = std::move(building_);

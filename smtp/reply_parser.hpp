@@ -13,14 +13,16 @@ namespace tlsrelay::smtp {
 
 struct ServerReply {
     int code = 0;
-    std::vector<std::string> lines;  // text after "NNN-"/"NNN ", sanitised (printable ASCII)
+    std::vector<std::string> lines;  // text after "NNN-"/"NNN ", sanitised (printable ASCII, UTF-8)
 
-    std::string enhanced() const;  // "5.1.1" from the first line, or "" if none
-    // Postfix's DSN for this reply: the enhanced code, or X.0.0 from the first digit.
+    std::string enhanced() const;  // "5.1.1" from the last line, or "" if none
+    // Postfix's DSN for this reply: the enhanced code, or X.0.0 from the first digit,
+    // 5.5.0 for a reply that is not 2xx, 4xx or 5xx.
     std::string dsn() const;
     // "550-5.1.1 text 550 5.1.1 text2" as Postfix logs it (whole lines joined by spaces).
     std::string text() const;
-    bool positive() const { return code >= 200 && code < 400; }
+    bool positive() const { return code / 100 == 2; }   // what MAIL, RCPT, "." and (E)HLO want
+    bool go_ahead() const { return code / 100 == 3; }   // what DATA wants
     bool transient() const { return code >= 400 && code < 500; }
 };
 

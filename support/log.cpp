@@ -30,7 +30,7 @@ void emit(std::string_view service, std::string_view severity, std::string_view 
         body += severity;
         body += ": ";
     }
-    body += printable(text);
+    body += printable_utf8(text);
     if (s.target == LogTarget::syslog) {
         std::string ident = "tlsrelay/" + std::string(service);
         std::lock_guard lock(s.mutex);
@@ -117,6 +117,23 @@ std::string printable(std::string_view text) {
     for (auto& c : out) {
         unsigned char u = static_cast<unsigned char>(c);
         if (u < 0x20 || u >= 0x7f) c = '?';
+    }
+    return out;
+}
+
+std::string printable_utf8(std::string_view text) {
+    auto continuation = [&](std::size_t i) {
+        return i < text.size() && (static_cast<unsigned char>(text[i]) & 0xc0) == 0x80;
+    };
+    std::string out(text);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        auto c = static_cast<unsigned char>(out[i]);
+        if (c >= 0x20 && c < 0x7f) continue;
+        if (c >= 0xc2 && c <= 0xfe && continuation(i + 1)) {
+            while (continuation(i + 1)) ++i;
+            continue;
+        }
+        out[i] = '?';
     }
     return out;
 }

@@ -22,6 +22,12 @@ void log_error(std::string_view service, std::string_view text);    // "error: t
 // does before client-supplied text reaches a log line or a header.
 std::string printable(std::string_view text);
 
+// Postfix 3.7's printable() with smtputf8_enable = yes (its default), for log lines and
+// server replies: printable ASCII stays, and so does a byte 0xC2..0xFE followed by
+// continuation bytes, together with all of them (a loose check: truncated or surrogate
+// sequences pass, as in Postfix); every other byte becomes '?'.
+std::string printable_utf8(std::string_view text);
+
 // A JSON string literal for text (quotes included); control characters escaped.
 std::string json_string(std::string_view text);
 

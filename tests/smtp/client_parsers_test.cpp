@@ -117,6 +117,53 @@ TEST(ReplyParser, TextAsPostfixLogsIt) {
               "host mx.example[192.0.2.1] said: 550-5.1.1 first 550 5.1.1 second (in reply to RCPT TO command)");
 }
 
+// Postfix's smtp_chat_resp: the DSN of the last line after any spaces, X.0.0 when it is
+// missing or of another class, 5.5.0 for 3xx; printable() keeps (loosely) UTF-8.
+TEST(ReplyParser, DsnAndTextAsPostfixReadsThem) {
+    struct Case {
+        std::string input, dsn, text;
+    };
+    const Case cases[] = {
+        {"550-5.1.1 first\r\n550 5.7.1 second\r\n", "5.7.1", "550-5.1.1 first 550 5.7.1 second"},
+        {"550   5.7.1 spaced\r\n", "5.7.1", "550   5.7.1 spaced"},
+        {"550 4.1.1 other class\r\n", "5.0.0", "550 4.1.1 other class"},
+        {"354 go ahead\r\n", "5.5.0", "354 go ahead"},
+        {"354 3.0.0 go ahead\r\n", "5.5.0", "354 3.0.0 go ahead"},
+        {"250 Ok\r\n", "2.0.0", "250 Ok"},
+        {"550 5.1.1 Empf\xc3\xa4nger\r\n", "5.1.1", "550 5.1.1 Empf\xc3\xa4nger"},
+        {"550 5.1.1 a\xe4\xb8" "b\r\n", "5.1.1", "550 5.1.1 a\xe4\xb8" "b"},          // truncated: kept
+        {"550 5.1.1 caf\xe9 x\r\n", "5.1.1", "550 5.1.1 caf? x"},                    // Latin-1: not UTF-8
+        {"550 5.1.1 a\xc0\xaf" "b\x01\x7f\tc\r\n", "5.1.1", "550 5.1.1 a??b???c"},  // C0 lead, controls
+    };
+    for (const auto& c : cases) {
+        ReplyParser p;
+        ReplyParser::Status st;
+        p.consume(c.input, st);
+        ASSERT_EQ(st, ReplyParser::Status::reply) << c.input;
+        EXPECT_EQ(p.reply().dsn(), c.dsn) << c.input;
+        EXPECT_EQ(p.reply().text(), c.text) << c.input;
+    }
+}
+
+TEST(Refused, ProtocolErrorWhenTheDsnIsNoFailure) {
+    ReplyParser p;
+    ReplyParser::Status st;
+    p.consume("250 2.0.0 Ok\r\n", st);
+    Failure f = refused(p.reply(), "host h said: 250 2.0.0 Ok (in reply to DATA command)");
+    EXPECT_EQ(f.dsn, "5.5.0");
+    EXPECT_TRUE(f.hard);
+    EXPECT_EQ(f.reason, "Protocol error: host h said: 250 2.0.0 Ok (in reply to DATA command)");
+    p.consume("450 4.2.0 busy\r\n", st);
+    f = refused(p.reply(), "r");
+    EXPECT_EQ(f.dsn, "4.2.0");
+    EXPECT_FALSE(f.hard);
+    p.consume("354 more\r\n", st);
+    f = refused(p.reply(), "r");
+    EXPECT_EQ(f.dsn, "5.5.0");
+    EXPECT_TRUE(f.hard);
+    EXPECT_EQ(f.reason, "r");
+}
+
 TEST(Ehlo, Capabilities) {
     ReplyParser p;
     ReplyParser::Status st;
