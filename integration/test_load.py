@@ -127,6 +127,13 @@ class FdExhaustion(WorldTestCase):
         """Starts the relay with a hard RLIMIT_NOFILE of LIMIT."""
         relay = self.world.relay("relay", server={"max_connections": 500})
         relay.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (self.LIMIT, self.LIMIT))
+        # clang 14's UBSan checks a virtual call's vptr by writing the vtable into a pipe
+        # (IsAccessibleMemoryRange); with no descriptor left the pipe fails and every
+        # first virtual call of a type is reported as "invalid vptr".
+        # Out of descriptors is this test's point, so only here the vptr check is off.
+        supp = self.world.root / "ubsan-no-vptr.supp"
+        supp.write_text("vptr:*\n")
+        relay.env["UBSAN_OPTIONS"] = f"suppressions={supp}"
         return relay.start()
 
     def test_out_of_descriptors_the_relay_pauses_accepting_and_recovers(self):
