@@ -43,6 +43,7 @@ class FloodResults:
     rss_kib: list = dataclasses.field(default_factory=list)
     hwm_kib: int = 0
     greeted_after: float = -1.0  # seconds from the flood's end to a new client's 220
+    loop_lag: float = 0.0        # the flood's worst wake-up delay (its own share of the times)
 
 
 class Flood:
@@ -161,7 +162,9 @@ async def _flood(p: FloodParams, relay, relay_pid: int, start, stop) -> FloodRes
     tasks = [asyncio.create_task(f.flooder(p.sources[i % len(p.sources)])) for i in range(p.flooders)]
     t0 = time.monotonic()
     while time.monotonic() - t0 < p.duration:
+        t = time.monotonic()
         await asyncio.sleep(0.5)
+        f.r.loop_lag = max(f.r.loop_lag, time.monotonic() - t - 0.5)
         with contextlib.suppress(OSError):
             f.r.rss_kib.append((round(time.monotonic() - t0, 1), rss(relay_pid)))
         if not f.r.rss_full_kib and f.r.replies["421 4.7.0"]:
