@@ -54,7 +54,7 @@ class Install(world.WorldTestCase):
                      self.prefix / "share" / "man" / "man8" / "tlsrelay.8"):
             self.assertTrue(path.is_file(), f"{path} not installed")
         self.assertTrue(os.access(self.binary, os.X_OK))
-        cp = world.run_tlsrelay([self.binary, "check-config", "--config", self.config], self.world.root,
+        cp = world.run_sanitized([self.binary, "check-config", "--config", self.config], self.world.root,
                                 capture_output=True, timeout=30)
         self.assertEqual(cp.returncode, 0, cp.stdout.decode() + cp.stderr.decode())
         self.assertEqual(cp.stdout.decode().strip(), f"{self.config}: ok")

@@ -166,7 +166,7 @@ class Syslog(world.WorldTestCase):
         old_dev = self.world.mkdir("old-dev")
         stderr_path = self.world.root / "stderr"
         with open(stderr_path, "wb") as stderr:
-            relay.proc = world.popen_tlsrelay(
+            relay.proc = world.popen_sanitized(
                 ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-ec", PRIVATE_DEV_LOG,
                  "sh", self.sock_path, old_dev, world.relay_binary(), "serve", "--config", relay.config_path],
                 relay.dir, cwd=relay.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,

@@ -48,7 +48,7 @@ def relay_binary() -> Path:
 # A relay built with TLSRELAY_SANITIZE that hits ASan, UBSan or LSan writes its report to
 # DIR/sanitizer.PID and exits with this code; Relay.stop, check_sanitizer and
 # World.cleanup fail the test on either. Every tlsrelay process a test starts, through
-# Relay or directly (run_tlsrelay, popen_tlsrelay), gets this environment. Harmless for a
+# Relay or directly (run_sanitized, popen_sanitized), gets this environment. Harmless for a
 # normal build (the variables are then ignored). A small ASan quarantine keeps freed
 # buffers from counting as growth in the tests that bound RSS.
 SANITIZER_EXIT = 86
@@ -80,7 +80,7 @@ def check_sanitizer(what: str, log_dir: Path, returncode: int | None) -> None:
                              f"{sanitizer_reports(log_dir)}")
 
 
-def run_tlsrelay(args: list, log_dir: Path, **kwargs) -> subprocess.CompletedProcess:
+def run_sanitized(args: list, log_dir: Path, **kwargs) -> subprocess.CompletedProcess:
     """subprocess.run of a command that runs tlsrelay (args[0] may be a wrapper such as
     unshare), with the sanitizer environment; fails on a sanitizer report."""
     cp = subprocess.run([str(a) for a in args], env=sanitizer_env(log_dir, kwargs.pop("env", None)),
@@ -89,7 +89,7 @@ def run_tlsrelay(args: list, log_dir: Path, **kwargs) -> subprocess.CompletedPro
     return cp
 
 
-def popen_tlsrelay(args: list, log_dir: Path, **kwargs) -> subprocess.Popen:
+def popen_sanitized(args: list, log_dir: Path, **kwargs) -> subprocess.Popen:
     """subprocess.Popen with the sanitizer environment; check_sanitizer(log_dir) once it
     has exited (World.cleanup does so for every folder under its root)."""
     return subprocess.Popen([str(a) for a in args], env=sanitizer_env(log_dir, kwargs.pop("env", None)),
@@ -281,7 +281,7 @@ class Relay:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.write_config()
         mark = self.log_mark()
-        self.proc = popen_tlsrelay(
+        self.proc = popen_sanitized(
             [relay_binary(), "serve", "--config", self.config_path], self.report_dir,
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec, env=self.env)
@@ -393,7 +393,7 @@ class Relay:
     def cli(self, *args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """Runs `tlsrelay ARGS --config FILE` (the config is written first)."""
         self.write_config()
-        cp = run_tlsrelay([relay_binary(), *args, "--config", self.config_path], self.report_dir,
+        cp = run_sanitized([relay_binary(), *args, "--config", self.config_path], self.report_dir,
                           cwd=self.dir, capture_output=True, timeout=timeout)
         if check and cp.returncode != 0:
             raise AssertionError(f"tlsrelay {' '.join(args)} exited {cp.returncode}:\n"
@@ -1294,6 +1294,9 @@ class World:
         return r
 
     def cleanup(self) -> None:
+        # A relay that already exited with the sanitizer's code counts even when its
+        # report could not be written (out of descriptors, say).
+        died = [r.name for r in self.relays if r.proc is not None and r.proc.poll() == SANITIZER_EXIT]
         for relay in self.relays:
             with contextlib.suppress(Exception):
                 relay.kill()
@@ -1305,8 +1308,9 @@ class World:
         reports = sanitizer_reports(self.root)
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
-        if reports:
-            raise AssertionError(f"a tlsrelay process hit a sanitizer:\n{reports}")
+        if reports or died:
+            raise AssertionError(f"a tlsrelay process hit a sanitizer ({', '.join(died)} exited "
+                                 f"{SANITIZER_EXIT}):\n{reports}")
 
 
 class WorldTestCase(unittest.TestCase):
