@@ -4,7 +4,8 @@ integration/test_load.py (asserts the behaviour). Nothing here starts the relay.
 
 What runs at once (run_load): HELD connections idle after EHLO (a NOOP every
 `keepalive` seconds keeps each one inside server.command_timeout), slowloris clients
-that trickle one byte every `trickle` seconds, pipelining floods (NOOP/RSET, a MAIL
+that trickle one byte every `trickle` seconds, into a command or into the message text
+after 354 (server.data_timeout ends those), pipelining floods (NOOP/RSET, a MAIL
 error flood, a RCPT flood past max_recipients, a client that writes megabytes of
 commands and never reads), a peer that answers EHLO with megabytes of `250-` lines,
 and a well-behaved client that sends a message every `interval` seconds and records
@@ -22,12 +23,14 @@ import time
 from pathlib import Path
 
 QUEUED = re.compile(rb"queued as ([0-9A-Za-z]+)")
+DATA_SLOWLORIS_RCPT = "slow@sink.example"
 
 
 @dataclasses.dataclass
 class Params:
     held: int = 1000             # idle connections to open and keep
     slowloris: int = 5           # concurrent trickling clients
+    data_slowloris: int = 0      # concurrent clients trickling the message text after 354
     trickle: float = 1.0         # seconds between their bytes
     floods: int = 2              # concurrent clients per flood kind
     flood_commands: int = 5000   # commands in one pipelined write
@@ -206,22 +209,45 @@ class Load:
                 if line[3:4] != b"-":
                     c[reply_key(line)] += 1
 
-    async def slowloris(self) -> None:
-        conn = await self.connect("slowloris", ehlo=False)
-        if conn is None:
-            return
-        reader, writer = conn
-        replies = asyncio.create_task(self.drain_replies("slowloris", reader, 3600))
+    async def trickle(self, kind: str, reader, writer, payload: bytes) -> None:
+        """Writes payload a byte every p.trickle seconds, counting the relay's replies,
+        until the relay hangs up or the run ends."""
+        replies = asyncio.create_task(self.drain_replies(kind, reader, 3600))
+        stopped = asyncio.create_task(self.stop.wait())
         try:
-            for b in b"EHLO slowloris.example.with.a.long.name.to.trickle.byte.by.byte\r\n":
+            for b in payload:
                 if replies.done() or await self.until_stopped(self.p.trickle):
                     break
                 writer.write(bytes([b]))
-            await asyncio.wait([replies, asyncio.create_task(self.stop.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([replies, stopped], return_when=asyncio.FIRST_COMPLETED)
         finally:
             replies.cancel()
+            stopped.cancel()
             writer.close()
+
+    async def slowloris(self) -> None:
+        conn = await self.connect("slowloris", ehlo=False)
+        if conn is not None:
+            await self.trickle("slowloris", *conn,
+                               b"EHLO slowloris.example.with.a.long.name.to.trickle.byte.by.byte\r\n")
+
+    async def data_slowloris(self) -> None:
+        """A transaction up to 354, then the message text a byte at a time: a steady
+        trickle must not keep the session alive past server.data_timeout (421 4.4.2)."""
+        kind = "data-slowloris"
+        conn = await self.connect(kind)
+        if conn is None:
+            return
+        reader, writer = conn
+        for line, code in ((b"MAIL FROM:<slow@client.example>\r\n", 250),
+                           (f"RCPT TO:<{DATA_SLOWLORIS_RCPT}>\r\n".encode(), 250), (b"DATA\r\n", 354)):
+            writer.write(line)
+            r = await read_reply(reader, 30)
+            if r is None or r.code != code:
+                self.count(kind, r)
+                writer.close()
+                return
+        await self.trickle(kind, reader, writer, b"Subject: slow\r\n\r\n" + b"slow " * 4000)
 
     async def flood(self, kind: str, payload: bytes) -> None:
         conn = await self.connect(kind)
@@ -246,6 +272,8 @@ class Load:
 
     def start_abusers(self) -> list[asyncio.Task]:
         tasks = [asyncio.create_task(self.repeat("slowloris", self.slowloris)) for _ in range(self.p.slowloris)]
+        tasks += [asyncio.create_task(self.repeat("data-slowloris", self.data_slowloris))
+                  for _ in range(self.p.data_slowloris)]
         for kind, payload in self.flood_payloads().items():
             tasks += [asyncio.create_task(self.repeat(kind, lambda k=kind, b=payload: self.flood(k, b)))
                       for _ in range(self.p.floods)]
@@ -438,24 +466,33 @@ def run_load(p: Params, relay: tuple[str, int], relay_pid: int,
     """Starts everything, keeps the load up for p.duration seconds after the held
     connections are open, stops it and returns what was seen. hostile: where the
     hostile peer listens (the relay routes p.hostile_rcpt's domain there)."""
-    ctx = multiprocessing.get_context("fork")  # before any event loop or socket exists
+    res, got = beside_child(_well_behaved_child, (p, relay), p.deadline + 15, lambda start, stop: asyncio.run(
+        _abuse(p, relay, relay_pid, hostile, progress, start, stop)))
+    if got is None:
+        res.failures.append("the well-behaved client reported nothing")
+    else:
+        res.latencies, res.failures = got
+    return res
+
+
+def beside_child(child, args: tuple, wait: float, parent):
+    """Runs child(*args, start, stop, out) in a forked process (made before any event
+    loop or socket exists) while parent(start, stop) runs here; returns parent's result
+    and what the child sent on out within `wait` seconds of it (None if nothing)."""
+    ctx = multiprocessing.get_context("fork")
     start, stop = ctx.Event(), ctx.Event()
     results_in, results_out = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_well_behaved_child, args=(p, relay, start, stop, results_out), daemon=True)
-    child.start()
+    proc = ctx.Process(target=child, args=(*args, start, stop, results_out), daemon=True)
+    proc.start()
     try:
-        res = asyncio.run(_abuse(p, relay, relay_pid, hostile, progress, start, stop))
-        if results_in.poll(p.deadline + 15):
-            res.latencies, res.failures = results_in.recv()
-        else:
-            res.failures.append("the well-behaved client reported nothing")
+        res = parent(start, stop)
+        return res, (results_in.recv() if results_in.poll(wait) else None)
     finally:
         stop.set()
-        child.join(10)
-        if child.is_alive():
-            child.kill()
-            child.join()
-    return res
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -54,8 +54,8 @@ class Install(world.WorldTestCase):
                      self.prefix / "share" / "man" / "man8" / "tlsrelay.8"):
             self.assertTrue(path.is_file(), f"{path} not installed")
         self.assertTrue(os.access(self.binary, os.X_OK))
-        cp = subprocess.run([str(self.binary), "check-config", "--config", str(self.config)],
-                            capture_output=True, timeout=30)
+        cp = world.run_sanitized([self.binary, "check-config", "--config", self.config], self.world.root,
+                                capture_output=True, timeout=30)
         self.assertEqual(cp.returncode, 0, cp.stdout.decode() + cp.stderr.decode())
         self.assertEqual(cp.stdout.decode().strip(), f"{self.config}: ok")
         self.assertTrue((self.prefix / "share" / "man" / "man8" / "tlsrelay.8").read_text()

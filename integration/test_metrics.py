@@ -22,7 +22,7 @@ import urllib.request
 
 import pki
 from test_delivery import DeliveryCase, content, submit
-from world import SmtpPeer, relay_binary
+from world import SmtpPeer, relay_binary, run_sanitized
 
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
@@ -229,8 +229,8 @@ class MetricsHttp(MetricsCase):
         """A second relay whose metrics.listen is taken exits 1 at start, naming the address, instead of running blind."""
         other = self.world.relay("other", metrics={"listen": f"127.0.0.1:{self.metrics_port}"})
         other.write_config()
-        run = subprocess.run([str(relay_binary()), "serve", "--config", str(other.config_path)], cwd=other.dir,
-                             stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
+        run = run_sanitized([relay_binary(), "serve", "--config", other.config_path], other.dir, cwd=other.dir,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
         self.assertEqual(run.returncode, 1, run.stderr)
         self.assertIn(f"cannot listen on 127.0.0.1:{self.metrics_port} for metrics: ".encode(), run.stderr)
         self.assertNotIn(b"daemon started", run.stderr)

@@ -50,6 +50,9 @@ class PrivilegeDrop(DeliveryCase):
     def dropping_relay(self, **server):
         relay = self.relay(start=False, server={"user": DROP_USER, **server})
         os.chmod(relay.dir, 0o755)
+        # After the drop the relay must still be able to write a sanitizer report.
+        relay.report_dir = self.world.mkdir(f"{relay.name}-reports")
+        os.chmod(relay.report_dir, 0o1777)
         return relay
 
     def assertRunsAsUser(self, relay) -> None:
@@ -163,11 +166,10 @@ class Syslog(world.WorldTestCase):
         old_dev = self.world.mkdir("old-dev")
         stderr_path = self.world.root / "stderr"
         with open(stderr_path, "wb") as stderr:
-            relay.proc = subprocess.Popen(
+            relay.proc = world.popen_sanitized(
                 ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-ec", PRIVATE_DEV_LOG,
-                 "sh", str(self.sock_path), str(old_dev),
-                 str(world.relay_binary()), "serve", "--config", str(relay.config_path)],
-                cwd=relay.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                 "sh", self.sock_path, old_dev, world.relay_binary(), "serve", "--config", relay.config_path],
+                relay.dir, cwd=relay.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                 start_new_session=True)
         started = self.wait_for_datagram(r"tlsrelay/master\[\d+\]: daemon started", timeout=15)
         pid = relay.pid()  # unshare and sh exec: the relay keeps the Popen pid
@@ -182,7 +184,8 @@ class Syslog(world.WorldTestCase):
                                r"size=\d+, nrcpt=1 \(queue active\)$")
         self.wait_for_datagram(rf"tlsrelay/smtpd\[{pid}\]: disconnect from unknown\[127\.0\.0\.1\] ")
         os.kill(pid, signal.SIGTERM)
-        self.assertEqual(relay.proc.wait(10), 0)
+        world.check_sanitizer(relay.name, relay.dir, relay.proc.wait(10))
+        self.assertEqual(relay.proc.returncode, 0)
         self.wait_for_datagram(r"tlsrelay/master\[\d+\]: terminating on signal 15")
         self.assertEqual(stderr_path.read_bytes(), b"", "with the syslog target nothing goes to stderr")
 

@@ -46,14 +46,21 @@ def relay_binary() -> Path:
 
 
 # A relay built with TLSRELAY_SANITIZE that hits ASan, UBSan or LSan writes its report to
-# DIR/sanitizer.PID and exits with this code; Relay.stop and World.cleanup fail the test
-# on either. Harmless for a normal build (the variables are then ignored). A small ASan
-# quarantine keeps freed buffers from counting as growth in the tests that bound RSS.
+# DIR/sanitizer.PID and exits with this code; Relay.stop, check_sanitizer and
+# World.cleanup fail the test on either. Every tlsrelay process a test starts, through
+# Relay or directly (run_sanitized, popen_sanitized), gets this environment. Harmless for a
+# normal build (the variables are then ignored). A small ASan quarantine keeps freed
+# buffers from counting as growth in the tests that bound RSS.
 SANITIZER_EXIT = 86
 
 
-def sanitizer_env(log_dir: Path) -> dict:
-    env = dict(os.environ)
+def sanitized() -> bool:
+    """The binary under test runs under ASan/UBSan (set by ctest for such a build)."""
+    return os.environ.get("TLSRELAY_SANITIZED") == "1"
+
+
+def sanitizer_env(log_dir: Path, base: dict | None = None) -> dict:
+    env = dict(os.environ if base is None else base)
     opts = f"log_path={log_dir}/sanitizer:exitcode={SANITIZER_EXIT}"
     for var, extra in (("ASAN_OPTIONS", ":quarantine_size_mb=4"), ("UBSAN_OPTIONS", "")):
         env[var] = ":".join(filter(None, [env.get(var), opts + extra]))
@@ -64,6 +71,29 @@ def sanitizer_reports(root: Path) -> str:
     """Every sanitizer report written under root, or "" if none."""
     return "\n".join(f"--- {p}\n{p.read_text(errors='replace')}"
                      for p in sorted(root.rglob("sanitizer.*")))
+
+
+def check_sanitizer(what: str, log_dir: Path, returncode: int | None) -> None:
+    """Fails the test if a tlsrelay process logging to log_dir hit a sanitizer."""
+    if returncode == SANITIZER_EXIT or sanitizer_reports(log_dir):
+        raise AssertionError(f"{what}: sanitizer report (exit {returncode})\n"
+                             f"{sanitizer_reports(log_dir)}")
+
+
+def run_sanitized(args: list, log_dir: Path, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run of a command that runs tlsrelay (args[0] may be a wrapper such as
+    unshare), with the sanitizer environment; fails on a sanitizer report."""
+    cp = subprocess.run([str(a) for a in args], env=sanitizer_env(log_dir, kwargs.pop("env", None)),
+                        **kwargs)
+    check_sanitizer(" ".join(str(a) for a in args[:3]), log_dir, cp.returncode)
+    return cp
+
+
+def popen_sanitized(args: list, log_dir: Path, **kwargs) -> subprocess.Popen:
+    """subprocess.Popen with the sanitizer environment; check_sanitizer(log_dir) once it
+    has exited (World.cleanup does so for every folder under its root)."""
+    return subprocess.Popen([str(a) for a in args], env=sanitizer_env(log_dir, kwargs.pop("env", None)),
+                            **kwargs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -230,6 +260,8 @@ class Relay:
         self._reader: threading.Thread | None = None
         self.starts = 0
         self.preexec = None  # runs in the child before exec, e.g. to set a resource limit
+        self.env = dict(os.environ)  # its environment (the sanitizer options are added)
+        self.report_dir = self.dir  # where sanitizer reports go: writable by the relay's user
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -249,11 +281,10 @@ class Relay:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.write_config()
         mark = self.log_mark()
-        self.proc = subprocess.Popen(
-            [str(relay_binary()), "serve", "--config", str(self.config_path)],
+        self.proc = popen_sanitized(
+            [relay_binary(), "serve", "--config", self.config_path], self.report_dir,
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec,
-            env=sanitizer_env(self.dir))
+            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec, env=self.env)
         self.starts += 1
         self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
         self._reader.start()
@@ -293,8 +324,7 @@ class Relay:
                 self.kill()
                 raise AssertionError(f"{self.name} did not exit within {timeout}s of SIGTERM")
         self._join_reader()
-        if self.proc.returncode == SANITIZER_EXIT or sanitizer_reports(self.dir):
-            raise AssertionError(f"{self.name}: sanitizer report\n{sanitizer_reports(self.dir)}")
+        check_sanitizer(self.name, self.report_dir, self.proc.returncode)
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -363,9 +393,8 @@ class Relay:
     def cli(self, *args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """Runs `tlsrelay ARGS --config FILE` (the config is written first)."""
         self.write_config()
-        cp = subprocess.run([str(relay_binary()), *args, "--config", str(self.config_path)],
-                            cwd=self.dir, capture_output=True, timeout=timeout,
-                            env=sanitizer_env(self.dir))
+        cp = run_sanitized([relay_binary(), *args, "--config", self.config_path], self.report_dir,
+                          cwd=self.dir, capture_output=True, timeout=timeout)
         if check and cp.returncode != 0:
             raise AssertionError(f"tlsrelay {' '.join(args)} exited {cp.returncode}:\n"
                                  f"{cp.stderr.decode(errors='replace')}")
@@ -1267,6 +1296,9 @@ class World:
         return r
 
     def cleanup(self) -> None:
+        # A relay that already exited with the sanitizer's code counts even when its
+        # report could not be written (out of descriptors, say).
+        died = [r.name for r in self.relays if r.proc is not None and r.proc.poll() == SANITIZER_EXIT]
         for relay in self.relays:
             with contextlib.suppress(Exception):
                 relay.kill()
@@ -1278,8 +1310,9 @@ class World:
         reports = sanitizer_reports(self.root)
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
-        if reports:
-            raise AssertionError(f"a tlsrelay process hit a sanitizer:\n{reports}")
+        if reports or died:
+            raise AssertionError(f"a tlsrelay process hit a sanitizer ({', '.join(died)} exited "
+                                 f"{SANITIZER_EXIT}):\n{reports}")
 
 
 class WorldTestCase(unittest.TestCase):
