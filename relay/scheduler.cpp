@@ -134,7 +134,8 @@ asio::awaitable<void> Scheduler::loop() {
             else
                 launch(id);
         }
-        wake_.expires_after(std::chrono::seconds(1));  // flush requests and due times
+        // Due times, and the flush file within a second of its last look.
+        wake_.expires_at(flush_checked_ + std::chrono::seconds(1));
         co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
 }
