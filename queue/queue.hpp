@@ -84,6 +84,14 @@ public:
     virtual std::vector<Envelope> list() = 0;
     virtual std::optional<Envelope> envelope(const std::string& id) = 0;
     virtual std::optional<std::string> content(const std::string& id) = 0;
+    // What a delivery needs: the envelope with its current state and the content,
+    // from one open and one full validation (as content(): a damaged file goes to
+    // corrupt/). No content is read for a held message (second is then nullopt).
+    struct Loaded {
+        Envelope envelope;
+        std::optional<std::string> content;
+    };
+    virtual std::optional<Loaded> load(const std::string& id) = 0;
 
     // Records delivery state: each recipient's state, attempts, next attempt and last
     // DSN/reason. Atomic (rename) but not fsynced: a crash may bring back an older

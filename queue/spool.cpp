@@ -54,6 +54,7 @@ public:
     std::vector<Envelope> list() override;
     std::optional<Envelope> envelope(const std::string& id) override;
     std::optional<std::string> content(const std::string& id) override;
+    std::optional<Loaded> load(const std::string& id) override;
     std::error_code update(const Envelope& envelope) override;
     std::error_code remove(const std::string& id) override;
     std::error_code set_held(const std::string& id, bool held) override;
@@ -62,6 +63,7 @@ private:
     io::Fd open_locked(const std::string& id, int op, std::error_code& ec);
     std::error_code current(int fd, const std::string& id, Envelope& out);
     void apply_state_file(Envelope& envelope);
+    bool read_whole(int fd, const std::string& id, Envelope& e, std::string& content);
     std::error_code write_state(const Envelope& envelope, bool durable);
     void give_to_spool_owner(int fd) const;
     std::error_code retire(const std::string& id) override;
@@ -137,14 +139,33 @@ std::optional<std::string> FsSpool::content(const std::string& id) {
     if (ec) return std::nullopt;
     Envelope e;
     std::string content;
-    format::Check c = format::read_message(fd.get(), e, &content);
+    if (!read_whole(fd.get(), id, e, content)) return std::nullopt;
+    return content;
+}
+
+// Full validation of an open, locked message file; false (logged, and a damaged file
+// moved to corrupt/) when it must not be delivered.
+bool FsSpool::read_whole(int fd, const std::string& id, Envelope& e, std::string& content) {
+    format::Check c = format::read_message(fd, e, &content);
     if (c.ok() && e.id != id) c.why = "id record does not match the file name";
-    if (c.ok()) return content;
+    if (c.ok()) return true;
     if (c.io_error)
         support::log_warning("queue", id + ": cannot read: " + c.why);
     else  // damaged after start-up: never deliver it, keep it for a human
         support::log_warning("queue", move_to_corrupt(*core_, id, c.why));
-    return std::nullopt;
+    return false;
+}
+
+std::optional<Spool::Loaded> FsSpool::load(const std::string& id) {
+    std::error_code ec;
+    io::Fd fd = open_locked(id, LOCK_SH, ec);
+    Loaded out;
+    if (ec || current(fd.get(), id, out.envelope)) return std::nullopt;
+    if (out.envelope.held) return out;
+    Envelope whole;
+    std::string content;
+    if (read_whole(fd.get(), id, whole, content)) out.content = std::move(content);
+    return out;
 }
 
 std::error_code FsSpool::update(const Envelope& envelope) {

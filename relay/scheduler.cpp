@@ -104,9 +104,18 @@ void Scheduler::launch(const std::string& id) {
     });
 }
 
+// The loop runs after every commit and delivery too; the flush file (a request from a
+// `queue flush` without a daemon to talk to) only needs looking at about once a second.
+bool Scheduler::flush_file_due() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - flush_checked_ < std::chrono::milliseconds(500)) return false;
+    flush_checked_ = now;
+    return true;
+}
+
 asio::awaitable<void> Scheduler::loop() {
     while (!stopping_) {
-        if (spool_.take_flush_request()) {
+        if (flush_file_due() && spool_.take_flush_request()) {
             reload();
             std::set<std::pair<std::int64_t, std::string>> now_due;
             for (auto& [id, when] : due_) now_due.insert({when = 0, id});
@@ -125,20 +134,16 @@ asio::awaitable<void> Scheduler::loop() {
             else
                 launch(id);
         }
-        wake_.expires_after(std::chrono::seconds(1));  // flush requests and due times
+        // Due times, and the flush file within a second of its last look.
+        wake_.expires_at(flush_checked_ + std::chrono::seconds(1));
         co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
 }
 
 asio::awaitable<void> Scheduler::deliver(std::string id) {
-    auto loaded = co_await support::on_pool(disk_, [&] {
-        std::pair<std::optional<queue::Envelope>, std::optional<std::string>> r;
-        r.first = spool_.envelope(id);
-        if (r.first && !r.first->held) r.second = spool_.content(id);
-        return r;
-    });
-    if (loaded.first && loaded.second) {
-        queue::Envelope env = *loaded.first;
+    auto loaded = co_await support::on_pool(disk_, [&] { return spool_.load(id); });
+    if (loaded && loaded->content) {
+        queue::Envelope env = std::move(loaded->envelope);
         if (forced_.erase(id))  // `queue flush`: every undone recipient is due now
             for (auto& r : env.recipients)
                 if (!r.done()) r.next_attempt = 0;
@@ -152,7 +157,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         bool abandoned = false;
         try {
             auto ex = co_await asio::this_coro::executor;
-            auto attempt = attempt_delivery(ctx_, env, *loaded.second);
+            auto attempt = attempt_delivery(ctx_, env, *loaded->content);
             co_await asio::co_spawn(ex, std::move(attempt),
                                     asio::bind_cancellation_slot(signal->slot(), asio::use_awaitable));
         } catch (const std::exception& e) {
@@ -182,7 +187,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         if (deleted_.count(id))
             support::log_info("qmgr", id + ": deleted during delivery; outcome not recorded");
         else
-            co_await finish(env, *loaded.second, bounced);
+            co_await finish(env, *loaded->content, bounced);
         if (flushed_while_active_.erase(id) && due_.count(id)) {  // `queue flush` during the attempt
             unschedule(id);
             due_[id] = 0;
@@ -207,24 +212,33 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     wake_.cancel();
 }
 
+// On the disk pool: the non-delivery notice for `bounced`, committed to the spool.
+// `hostname` is a copy taken on the network thread (a reload may change the config).
+std::optional<queue::Envelope> Scheduler::write_bounce(const queue::Envelope& env,
+                                                       const std::string& content,
+                                                       const std::vector<std::size_t>& bounced,
+                                                       const std::string& hostname) {
+    std::error_code ec;
+    auto draft = spool_.begin(ec);
+    if (!draft) return std::nullopt;
+    queue::Envelope b;
+    b.sender = "";
+    queue::Recipient r;
+    r.address = env.sender;
+    b.recipients.push_back(r);
+    b.client = "local";
+    if (draft->append(make_bounce(env, bounced, content, hostname)) ||
+        draft->commit(b))
+        return std::nullopt;
+    return spool_.envelope(draft->id());
+}
+
 asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::string& content,
                                         const std::vector<std::size_t>& bounced) {
     const std::string hostname = ctx_.config.server.hostname;
-    auto notice = co_await support::on_pool(disk_, [&]() -> std::optional<queue::Envelope> {
-        if (bounced.empty() || env.sender.empty()) return std::nullopt;
-        std::error_code ec;
-        auto draft = spool_.begin(ec);
-        if (!draft) return std::nullopt;
-        queue::Envelope b;
-        b.sender = "";
-        queue::Recipient r;
-        r.address = env.sender;
-        b.recipients.push_back(r);
-        b.client = "local";
-        if (draft->append(make_bounce(env, bounced, content, hostname)) || draft->commit(b))
-            return std::nullopt;
-        return spool_.envelope(draft->id());
-    });
+    std::optional<queue::Envelope> notice;
+    if (!bounced.empty() && !env.sender.empty())  // no trip to the disk pool otherwise
+        notice = co_await support::on_pool(disk_, [&] { return write_bounce(env, content, bounced, hostname); });
     if (notice) {
         support::log_info("bounce", env.id + ": sender non-delivery notification: " + notice->id);
         schedule(*notice);

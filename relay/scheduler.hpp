@@ -53,7 +53,11 @@ private:
     boost::asio::awaitable<void> deliver(std::string id);
     boost::asio::awaitable<void> finish(const queue::Envelope& env, const std::string& content,
                                         const std::vector<std::size_t>& newly_bounced);
+    std::optional<queue::Envelope> write_bounce(const queue::Envelope& env, const std::string& content,
+                                                const std::vector<std::size_t>& bounced,
+                                                const std::string& hostname);
     void reload();
+    bool flush_file_due();
     void schedule(const queue::Envelope& env);
     void unschedule(const std::string& id);
     void unblock(const std::string& id);  // out of blocked_ (held or deleted meanwhile)
@@ -79,6 +83,7 @@ private:
     std::set<std::string> held_;     // on hold: never scheduled until released
     std::set<std::string> deleted_;  // deleted during their attempt: record nothing
     bool stopping_ = false;
+    std::chrono::steady_clock::time_point flush_checked_{};
     static constexpr unsigned max_active = 100;
 };
 

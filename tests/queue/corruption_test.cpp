@@ -140,17 +140,35 @@ TEST(Corruption, CorruptNeverOverwritesEarlierEvidence) {
               (std::vector<std::string>{"0123456789ABCD", "0123456789ABCD.1", "0123456789ABCD.2"}));
 }
 
+// A committed message whose content gets a flipped bit after the spool was opened.
+std::string commit_then_damage_content(Spool& spool, const std::filesystem::path& dir) {
+    std::string id = commit_message(spool, binary_content(1000), sample_envelope());
+    std::string bytes = read_bytes(dir / "messages" / id);
+    bytes[format::header_size + 100] ^= 0x04;  // in the content
+    write_bytes(dir / "messages" / id, bytes);
+    return id;
+}
+
 TEST(Corruption, DamageAfterStartupIsCaughtWhenContentIsLoaded) {
     TempDir dir;
     auto r = open_ok(dir.path);
-    std::string id = commit_message(*r.spool, binary_content(1000), sample_envelope());
-    std::string bytes = read_bytes(dir.path / "messages" / id);
-    bytes[format::header_size + 100] ^= 0x04;  // in the content
-    write_bytes(dir.path / "messages" / id, bytes);
+    std::string id = commit_then_damage_content(*r.spool, dir.path);
     EXPECT_TRUE(r.spool->envelope(id));  // the cheap read does not look at the content
     EXPECT_FALSE(r.spool->content(id));
     EXPECT_TRUE(files_in(dir.path / "messages").empty());
     EXPECT_EQ(files_in(dir.path / "corrupt"), std::vector<std::string>{id});
+}
+
+TEST(Corruption, LoadCatchesContentDamageLikeContent) {
+    TempDir dir;
+    auto r = open_ok(dir.path);
+    std::string id = commit_then_damage_content(*r.spool, dir.path);
+    auto loaded = r.spool->load(id);
+    ASSERT_TRUE(loaded);  // the envelope is whole: the caller learns which message it was
+    EXPECT_FALSE(loaded->content);
+    EXPECT_TRUE(files_in(dir.path / "messages").empty());
+    EXPECT_EQ(files_in(dir.path / "corrupt"), std::vector<std::string>{id});
+    EXPECT_FALSE(r.spool->load(id));
 }
 
 TEST(Corruption, EnvelopeDamageAfterStartupHidesTheMessage) {

@@ -234,6 +234,33 @@ TEST(Spool, SetHeldAndRemove) {
     EXPECT_EQ(r.spool->set_held("../../etc/passwd", true), std::errc::no_such_file_or_directory);
 }
 
+TEST(Spool, LoadGivesStateAndContentFromOneRead) {
+    TempDir dir;
+    auto r = open_ok(dir.path);
+    std::string body = binary_content(3 * format::chunk_size + 5, 7);
+    std::string id = commit_message(*r.spool, body, sample_envelope({"a@x", "b@x"}));
+    Envelope e = *r.spool->envelope(id);
+    e.recipients[1] = {"b@x", RecipientState::deferred, 2, 1700000000, "4.4.1", "refused"};
+    ASSERT_FALSE(r.spool->update(e));
+    auto loaded = r.spool->load(id);
+    ASSERT_TRUE(loaded);
+    EXPECT_EQ(loaded->envelope.id, id);
+    EXPECT_EQ(loaded->envelope.recipients[0].state, RecipientState::pending);
+    EXPECT_EQ(loaded->envelope.recipients[1].state, RecipientState::deferred);
+    EXPECT_EQ(loaded->envelope.recipients[1].attempts, 2u);
+    EXPECT_EQ(loaded->envelope.recipients[1].last_reason, "refused");
+    ASSERT_TRUE(loaded->content);
+    EXPECT_EQ(*loaded->content, body);
+    ASSERT_FALSE(r.spool->set_held(id, true));
+    loaded = r.spool->load(id);
+    ASSERT_TRUE(loaded);
+    EXPECT_TRUE(loaded->envelope.held);
+    EXPECT_FALSE(loaded->content);  // held: not read
+    ASSERT_FALSE(r.spool->remove(id));
+    EXPECT_FALSE(r.spool->load(id));
+    EXPECT_FALSE(r.spool->load("../../etc/passwd"));
+}
+
 TEST(Spool, ListIsSortedByArrival) {
     TempDir dir;
     auto r = open_ok(dir.path);
