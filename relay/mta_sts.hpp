@@ -41,6 +41,8 @@ class StsGuard {
     // policy's mx list). Call it with a valid plan, after DANE was resolved.
     std::optional<std::string> apply(smtp::TlsPlan& plan, const std::string& nexthop,
                                      const smtp::ServerId& server) const;
+    // The policy in force (mode enforce or testing); null: none.
+    const sts::Policy* policy() const { return policy_ ? &*policy_ : nullptr; }
 
   private:
     std::string domain_;
