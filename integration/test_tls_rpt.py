@@ -150,6 +150,28 @@ class TlsRptReport(TlsRptCase):
         self.assertEqual(report["policies"][0]["summary"],
                          {"total-successful-session-count": 1, "total-failure-session-count": 1})
 
+    def test_policy_server_certificate_failure_is_sts_webpki_invalid(self):
+        """The MTA-STS policy server's certificate names another host: an sts-webpki-invalid failure under policy type sts, and the session the default level then made under no-policy-found."""
+        self.publish(policy_text("enforce", mx=POLICY_MX), cert_names=("www.example.test",))
+        self.set_rpt_txt(f'"v=TLSRPTv1; rua=mailto:{RUA}"')
+        mx2 = self.peer("mx2.example.test", cert=self.pki.leaf(dns=["other.example.test"]))
+        relay = self.sts_relay(tls_rpt={"enabled": True})
+        qid = submit(relay, content("webpki"))
+        self.status(relay, qid, RCPT, "sent")  # "may": the wrong name does not matter
+        self.send_reports(relay)
+        _, _, report = self.report_of(self.sink.wait_for_messages(1)[0])
+        self.assertEqual(report["policies"], [
+            {"policy": {"policy-type": "sts", "policy-domain": DOMAIN},
+             "summary": {"total-successful-session-count": 0, "total-failure-session-count": 1},
+             "failure-details": [{
+                 "result-type": "sts-webpki-invalid", "failed-session-count": 1,
+                 "failure-reason-code": "MTA-STS policy server certificate not verified: certificate not verified: "
+                                        "hostname mismatch"}]},
+            {"policy": {"policy-type": "no-policy-found", "policy-domain": DOMAIN},
+             "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0}},
+        ])
+        self.assertEqual(len(mx2.messages), 1)
+
 
 class TlsRptNoRecord(TlsRptCase):
 

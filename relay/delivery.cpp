@@ -282,6 +282,8 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
     const std::string rcpt_domain = domain_of(at.env.recipients[pending[0]].address);
     if (ctx.mta_sts) sts = co_await ctx.mta_sts->guard_for(g.hop, rcpt_domain);
     const std::string rpt_domain = sts_applies(g.hop, rcpt_domain) ? rcpt_domain : std::string();
+    if (!sts.fetch_failure.empty())  // RFC 8460 4.3.2.2: the policy could not be had
+        report_tls(ctx, rpt_domain, sts::RptPolicy{"sts", {}, {}}, smtp::ServerId{}, nullptr, sts.fetch_failure);
     for (std::size_t n = 0; n < route.targets.size() && !pending.empty(); ++n) {
         const Target& t = route.targets[n];
         final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;

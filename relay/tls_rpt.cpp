@@ -189,7 +189,10 @@ asio::awaitable<void> TlsRpt::save() {
 
 asio::awaitable<std::string> TlsRpt::send_now() {
     if (!config_.tls_rpt_enabled) co_return "error: tls_rpt.enabled is false\n";
-    if (sending_) co_return "error: reports are being sent already\n";
+    for (asio::steady_timer wait(io_); sending_;) {  // the daily run is under way: after it
+        wait.expires_after(std::chrono::milliseconds(50));
+        co_await wait.async_wait(asio::use_awaitable);
+    }
     sending_ = true;
     std::size_t sent = co_await send_finished(true);
     sending_ = false;
