@@ -281,7 +281,12 @@ void read_root(Context& ctx, const toml::table& root, Config& cfg) {
         s.duration("interval", cfg.watch.interval);
     });
     section("mta_sts", [&](Section& s) { s.boolean("enabled", cfg.mta_sts_enabled); });
-    section("tls_rpt", [&](Section& s) { s.boolean("enabled", cfg.tls_rpt_enabled); });
+    section("tls_rpt", [&](Section& s) {
+        s.boolean("enabled", cfg.tls_rpt_enabled);
+        s.text("organization_name", cfg.tls_rpt.organization_name);
+        s.text("contact_info", cfg.tls_rpt.contact_info);
+        s.text("submitter", cfg.tls_rpt.submitter);
+    });
     top.finish();
     check_choice(ctx, root, "log", "target", cfg.log.target, {"stderr", "syslog"});
     check_choice(ctx, root, "log", "format", cfg.log.format, {"postfix", "json"});

@@ -87,6 +87,14 @@ struct WatchConfig {
     Duration interval = Duration::zero();                    // active checks; 0: off
 };
 
+// [tls_rpt]: how RFC 8460 reports name their sender; empty: derived from server.hostname
+// (organization and submitter the host name, contact postmaster@hostname).
+struct TlsRptConfig {
+    std::string organization_name;
+    std::string contact_info;
+    std::string submitter;
+};
+
 struct Config {
     ServerConfig server;
     QueueConfig queue;
@@ -98,6 +106,7 @@ struct Config {
     WatchConfig watch;
     bool mta_sts_enabled = false;
     bool tls_rpt_enabled = false;
+    TlsRptConfig tls_rpt;  // the report's names; tls_rpt_enabled switches reporting on
     std::filesystem::path file;  // where it was read from; empty for the embedded defaults
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 
 #include "queue/io.hpp"
 
@@ -58,6 +59,27 @@ std::error_code RecordStore::write(std::string_view key, std::string_view bytes)
     }
     io::unlink(temp);
     return ec;
+}
+
+std::error_code RecordStore::remove(std::string_view key) {
+    if (!valid_key(key)) return std::make_error_code(std::errc::invalid_argument);
+    if (::unlink((dir_ / key).c_str()) != 0)
+        return errno == ENOENT ? std::error_code{} : std::error_code(errno, std::generic_category());
+    std::error_code ec;
+    io::Fd dir = io::open_dir(dir_, ec);
+    if (!ec) ec = io::sync(system_file_ops(), dir.get());
+    return ec;
+}
+
+std::vector<std::string> RecordStore::keys() const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+        std::string name = entry.path().filename().string();
+        if (valid_key(name) && entry.is_regular_file(ec)) out.push_back(std::move(name));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 }  // namespace tlsrelay::queue

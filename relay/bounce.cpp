@@ -3,7 +3,6 @@
 #include <ctime>
 
 namespace tlsrelay::relay {
-namespace {
 
 std::string rfc5322_date(std::time_t t) {
     std::tm tm{};
@@ -12,6 +11,8 @@ std::string rfc5322_date(std::time_t t) {
     std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
     return buf;
 }
+
+namespace {
 
 // The headers of the original message: everything before the first empty line.
 std::string header_section(const std::string& content) {

@@ -157,6 +157,10 @@ asio::awaitable<std::string> ControlServer::perform(const std::string& line) {
         for (const auto& w : scheduler_.waiting()) out += format_waiting(w);
         co_return out + "ok\n";
     }
+    if (request.verb == ControlVerb::tls_rpt_send) {
+        if (!tls_rpt_send_) co_return "error: TLS-RPT is not running\n";
+        co_return co_await tls_rpt_send_();
+    }
     for (const auto& action : actions) {
         if (action.verb != request.verb) continue;
         std::error_code ec = co_await (scheduler_.*action.run)(id);

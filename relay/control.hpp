@@ -9,6 +9,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 
@@ -28,6 +29,8 @@ public:
     bool listen(const std::filesystem::path& spool_dir, std::string& error);
     void start();
     void stop();  // closes the socket, removes its file, ends every session
+    // `tls-rpt-send` (relay/tls_rpt.hpp); without one the request is refused.
+    void on_tls_rpt_send(std::function<boost::asio::awaitable<std::string>()> send) { tls_rpt_send_ = std::move(send); }
 
 private:
     using Socket = boost::asio::local::stream_protocol::socket;
@@ -40,6 +43,7 @@ private:
     Scheduler& scheduler_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
     int dir_fd_ = -1;                  // the spool folder, to remove the socket by name
+    std::function<boost::asio::awaitable<std::string>()> tls_rpt_send_;
     std::set<Socket*> sessions_;       // owned by their coroutines; closed by stop()
     bool stopping_ = false;
     static constexpr std::size_t max_sessions = 16;

@@ -16,12 +16,13 @@ struct VerbName {
     bool needs_id, takes_id;
 };
 
-constexpr std::array<VerbName, 5> verbs{{
+constexpr std::array<VerbName, 6> verbs{{
     {ControlVerb::flush, "flush", false, true},
     {ControlVerb::hold, "hold", true, true},
     {ControlVerb::release, "release", true, true},
     {ControlVerb::remove, "delete", true, true},
     {ControlVerb::list, "list", false, false},
+    {ControlVerb::tls_rpt_send, "tls-rpt-send", false, false},
 }};
 
 bool printable_ascii(std::string_view s) {

@@ -12,7 +12,7 @@
 
 namespace tlsrelay::relay {
 
-enum class ControlVerb { flush, hold, release, remove, list };
+enum class ControlVerb { flush, hold, release, remove, list, tls_rpt_send };
 
 struct ControlRequest {
     ControlVerb verb = ControlVerb::list;

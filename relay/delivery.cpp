@@ -13,6 +13,7 @@
 #include "relay/mta_sts.hpp"
 #include "relay/nexthop.hpp"
 #include "relay/route.hpp"
+#include "relay/tls_rpt.hpp"
 #include "support/log.hpp"
 
 namespace tlsrelay::relay {
@@ -199,6 +200,32 @@ bool plaintext_retry_ok(const DeliveryContext& ctx, const Attempt& at, const smt
     return plan.level == tls::Level::may && at.start - at.arrival >= ctx.config.queue.retry_min;
 }
 
+// TLS-RPT: tells the observer what one server of a group showed. domain is "" unless
+// the group's next hop is its recipient domain looked up by MX; skipped is the reason
+// when the policy skipped the server without connecting. Sessions that never tried
+// TLS (plaintext at "may") are not reported: RFC 8460 counts TLS negotiations.
+void report_tls(DeliveryContext& ctx, const std::string& domain, const sts::RptPolicy& policy,
+                const smtp::ServerId& server, const SessionOutcome* outcome, const std::string& skipped) {
+    if (!ctx.observer || domain.empty()) return;
+    sts::RptSession session{domain, policy, std::nullopt};
+    if (!skipped.empty()) {
+        session.failure = rpt_failure(server, "", skipped);
+    } else {
+        if (!outcome->connected || !outcome->conn) return;
+        const auto& tls = outcome->conn->tls_session();
+        const auto& failure = outcome->failure;
+        bool tls_failed = failure && (failure->handshake_failed || tls || failure->reason.starts_with("TLS is required"));
+        if (tls && tls->policy_ok) {
+            // negotiated and accepted: a success, whatever SMTP said afterwards
+        } else if (tls_failed) {
+            session.failure = rpt_failure(server, outcome->conn->local_address(), failure->reason);
+        } else {
+            return;
+        }
+    }
+    ctx.observer->tls_report(session);
+}
+
 asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Group& g,
                                     const std::string& content) {
     std::vector<std::size_t> pending = g.rcpts;
@@ -252,23 +279,25 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         co_return;
     }
     StsGuard sts;
-    if (ctx.mta_sts) {
-        const std::string rcpt_domain = domain_of(at.env.recipients[pending[0]].address);
-        sts = co_await ctx.mta_sts->guard_for(g.hop, rcpt_domain);
-    }
+    const std::string rcpt_domain = domain_of(at.env.recipients[pending[0]].address);
+    if (ctx.mta_sts) sts = co_await ctx.mta_sts->guard_for(g.hop, rcpt_domain);
+    const std::string rpt_domain = sts_applies(g.hop, rcpt_domain) ? rcpt_domain : std::string();
+    if (!sts.fetch_failure.empty())  // RFC 8460 4.3.2.2: the policy could not be had
+        report_tls(ctx, rpt_domain, sts::RptPolicy{"sts", {}, {}}, smtp::ServerId{}, nullptr, sts.fetch_failure);
     for (std::size_t n = 0; n < route.targets.size() && !pending.empty(); ++n) {
         const Target& t = route.targets[n];
         final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
         smtp::ServerId server{t.hostname, t.address, t.port};
         smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
+        std::optional<tls::DaneDecision> dane;
         if (!plan.invalid && ctx.dane_plan &&
             (plan.level == tls::Level::dane || plan.level == tls::Level::dane_only)) {
             // Postfix's dane_init: MX and host DNSSEC status, then the TLSA records.
             auto main_level = tls::parse_level(ctx.config.tls.security_level).value_or(tls::Level::may);
-            tls::DaneDecision dane = co_await resolve_dane(ctx.resolver, t, plan.level,
-                                                           tls::default_insecure_mx_policy(main_level));
-            plan = ctx.dane_plan(g.hop.text, server, dane);
+            dane = co_await resolve_dane(ctx.resolver, t, plan.level, tls::default_insecure_mx_policy(main_level));
+            plan = ctx.dane_plan(g.hop.text, server, *dane);
         }
+        const sts::RptPolicy rpt_policy = applied_rpt_policy(dane ? &*dane : nullptr, sts.policy(), plan.source, t.hostname);
         if (plan.invalid) {  // Postfix skips the address without connecting
             const std::string why = plan.invalid_reason.empty() ? "client TLS configuration problem"
                                                                 : plan.invalid_reason;
@@ -278,6 +307,7 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
                 support::log_warning("smtp", plan.source + ": the policy entry for \"" + g.hop.text +
                                                  "\" is not usable; its mail is deferred, never sent with "
                                                  "weaker protection (tlsrelay check-config says why)");
+            report_tls(ctx, rpt_domain, rpt_policy, server, nullptr, why);
             last_relay = "none";
             last_dsn = "4.7.5";
             last_reason = why;
@@ -286,6 +316,7 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         for (const auto& w : plan.warnings) support::log_warning("smtp", w);
         if (auto skip = sts.apply(plan, g.hop.text, server)) {  // enforce: an MX host not in the policy
             support::log_info("smtp", *skip + ": skipped");
+            report_tls(ctx, rpt_domain, rpt_policy, server, nullptr, *skip);
             last_relay = "none";
             last_dsn = "4.7.5";
             last_reason = *skip;
@@ -294,6 +325,7 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         smtp::OutboundMessage msg = outbound(at, pending, content);
         std::vector<smtp::RecipientResult> results;
         SessionOutcome outcome = co_await one_session(ctx, t, server, plan, msg, results);
+        report_tls(ctx, rpt_domain, rpt_policy, server, &outcome, "");
         if (outcome.failure && outcome.failure->handshake_failed && plaintext_retry_ok(ctx, at, plan)) {
             // Postfix's PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE: same address, no TLS.
             support::log_info("smtp", at.env.id + ": " + outcome.failure->reason);

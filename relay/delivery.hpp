@@ -20,6 +20,7 @@
 #include "relay/connection_cache.hpp"
 #include "relay/route.hpp"
 #include "smtp/client_session.hpp"
+#include "sts/rpt_report.hpp"
 #include "tls/dane.hpp"
 
 namespace tlsrelay::relay {
@@ -36,6 +37,9 @@ public:
     virtual void outcome(const std::string& destination, std::string_view status, const std::string& dsn) = 0;
     // A finished handshake with a server of this next hop, whether the policy accepted it or not.
     virtual void tls_session(const NextHop& hop, const smtp::ServerId& server, const smtp::TlsSession& session) = 0;
+    // For TLS-RPT (relay/tls_rpt.hpp): one session, or one MX host the policy skipped,
+    // of a recipient domain delivered by MX.
+    virtual void tls_report(const sts::RptSession&) {}
 };
 
 struct DeliveryContext {

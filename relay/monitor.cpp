@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "relay/nexthop.hpp"
+#include "relay/tls_rpt.hpp"
 #include "support/log.hpp"
 #include "tls/fingerprint.hpp"
 
@@ -73,6 +74,10 @@ void Monitor::outcome(const std::string& destination, std::string_view status, c
 void Monitor::tls_session(const NextHop& hop, const smtp::ServerId& server, const smtp::TlsSession& session) {
     registry_.add(session_metric, {{"adjective", session.adjective}, {"protocol", session.protocol}});
     check_certificate(hop, server, session);
+}
+
+void Monitor::tls_report(const sts::RptSession& session) {
+    if (tls_rpt_) tls_rpt_->record(session);
 }
 
 void Monitor::check_certificate(const NextHop& hop, const smtp::ServerId& server, const smtp::TlsSession& session) {

@@ -2,7 +2,7 @@
 // received, one count per delivery status line, TLS sessions by Postfix's adjective
 // and protocol, TLS policy deferrals, and, for destinations with a policy-table
 // entry, the certificate checks of relay/cert_watch.hpp (their warnings are logged
-// as Postfix logs warnings: "warning: ...").
+// as Postfix logs warnings: "warning: ..."), and the TLS-RPT counts (relay/tls_rpt.hpp).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,8 @@ struct QueueState {
     std::optional<std::int64_t> oldest_arrival_us;
 };
 
+class TlsRpt;
+
 class Monitor : public DeliveryObserver {
 public:
     using PolicyOf = std::function<tls::Policy(const std::string& nexthop)>;
@@ -33,6 +35,8 @@ public:
     void received();  // a message accepted with 250
     void outcome(const std::string& destination, std::string_view status, const std::string& dsn) override;
     void tls_session(const NextHop& hop, const smtp::ServerId& server, const smtp::TlsSession& session) override;
+    void tls_report(const sts::RptSession& session) override;  // counted by the TLS-RPT part
+    void set_tls_rpt(TlsRpt* tls_rpt) { tls_rpt_ = tls_rpt; }
     // The certificate checks alone (tls_session does them too): for active checks.
     void check_certificate(const NextHop& hop, const smtp::ServerId& server, const smtp::TlsSession& session);
     std::string render();  // the exposition text, queue gauges as of now
@@ -43,6 +47,7 @@ private:
     std::function<QueueState()> queue_;
     metrics::Registry registry_;
     CertWatch watch_;
+    TlsRpt* tls_rpt_ = nullptr;
 };
 
 // What a session with a policy destination shows, for CertWatch; nullopt for an

@@ -69,6 +69,14 @@ void add_testing_check(smtp::TlsPlan& plan, tls::Policy enforce, const std::stri
     };
 }
 
+// For TLS-RPT: the failure in the words sts::result_type_for reads (RFC 8460 4.3.2.2).
+std::string fetch_failure_text(const sts::FetchResult& r, const sts::PolicyParse& parsed) {
+    if (r.body) return "MTA-STS policy invalid: " + parsed.error;
+    if (r.error.starts_with("certificate not verified"))
+        return "MTA-STS policy server certificate not verified: " + r.error;
+    return "MTA-STS policy fetch failed: " + r.error;
+}
+
 }  // namespace
 
 bool sts_applies(const NextHop& hop, std::string_view rcpt_domain) {
@@ -148,7 +156,12 @@ asio::awaitable<StsGuard> MtaSts::guard_for(const NextHop& hop, std::string rcpt
     if (!config_.mta_sts_enabled || !sts_applies(hop, rcpt_domain)) co_return StsGuard{};
     const std::string domain = hop.domain;
     std::optional<sts::Policy> policy = co_await policy_for(domain);
-    if (!policy || policy->mode == sts::Mode::none) co_return StsGuard{};
+    if (!policy) {
+        StsGuard none;
+        if (auto f = fetch_failure_.find(domain); f != fetch_failure_.end()) none.fetch_failure = f->second;
+        co_return none;
+    }
+    if (policy->mode == sts::Mode::none) co_return StsGuard{};
     support::log_info("smtp", "MTA-STS policy for " + domain + ": " + describe(*policy));
     co_return StsGuard(domain, std::move(*policy), &config_);
 }
@@ -212,6 +225,7 @@ asio::awaitable<std::optional<sts::CachedPolicy>> MtaSts::refresh(std::string do
     if (r.body) parsed = sts::parse_policy(*r.body);
     if (!parsed.policy) {
         failed_until_[domain] = now + fetch_retry_seconds;
+        fetch_failure_[domain] = fetch_failure_text(r, parsed);
         support::log_warning("smtp", "MTA-STS policy fetch for " + domain + " failed: " + url +
                                          ": " +
                                          (r.body ? "not a policy: " + parsed.error : r.error));
@@ -219,6 +233,7 @@ asio::awaitable<std::optional<sts::CachedPolicy>> MtaSts::refresh(std::string do
     }
     sts::CachedPolicy c{id, now, *r.body, std::move(*parsed.policy)};
     failed_until_.erase(domain);
+    fetch_failure_.erase(domain);
     memo_[domain] = c;
     support::log_info(
         "smtp", "MTA-STS policy for " + domain + " fetched: " + describe(c.policy) + ", id " + id);

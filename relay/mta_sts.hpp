@@ -41,6 +41,12 @@ class StsGuard {
     // policy's mx list). Call it with a valid plan, after DANE was resolved.
     std::optional<std::string> apply(smtp::TlsPlan& plan, const std::string& nexthop,
                                      const smtp::ServerId& server) const;
+    // The policy in force (mode enforce or testing); null: none.
+    const sts::Policy* policy() const { return policy_ ? &*policy_ : nullptr; }
+    // Without a policy: why the last fetch for the domain failed, for TLS-RPT
+    // ("MTA-STS policy fetch failed: ...", "MTA-STS policy invalid: ...", "MTA-STS
+    // policy server certificate not verified: ..."); "" when none failed.
+    std::string fetch_failure;
 
   private:
     std::string domain_;
@@ -77,6 +83,7 @@ class MtaSts {
     std::map<std::string, sts::CachedPolicy> memo_;
     std::map<std::string, bool> loaded_;                // read from the spool once
     std::map<std::string, std::int64_t> failed_until_;  // no new fetch before (unix seconds)
+    std::map<std::string, std::string> fetch_failure_;  // why the last fetch failed (StsGuard::fetch_failure)
     std::map<std::string, std::shared_ptr<boost::asio::cancellation_signal>> refreshing_;
 };
 

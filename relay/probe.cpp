@@ -13,6 +13,7 @@
 #include "relay/cli.hpp"
 #include "relay/dane.hpp"
 #include "relay/mta_sts.hpp"
+#include "relay/tls_rpt.hpp"
 #include "relay/nexthop.hpp"
 #include "relay/route.hpp"
 #include "relay/tls_plan.hpp"
@@ -212,6 +213,7 @@ asio::awaitable<int> probe(const std::string& destination, const Args& args, con
         for (const auto& t : route.targets)
             if (std::find(hosts.begin(), hosts.end(), t.hostname) == hosts.end()) hosts.push_back(t.hostname);
         co_await print_sts_status(resolver, cfg, hop->domain, hosts, std::cout);
+        co_await print_rpt_status(resolver, cfg, hop->domain, std::cout);
     }
     std::string suggestion;
     bool any = false;

@@ -24,6 +24,7 @@
 #include "relay/scheduler.hpp"
 #include "relay/spool_sink.hpp"
 #include "relay/tls_plan.hpp"
+#include "relay/tls_rpt.hpp"
 #include "relay/watch_probe.hpp"
 #include "smtp/server.hpp"
 #include "support/fd_limit.hpp"
@@ -165,6 +166,8 @@ int run_serve(const Args& args) {
         *cfg, [&](const std::string& hop) { return tls::policy_for(planner->table(), hop, planner->main()); },
         [&] { return QueueState{scheduler.queued(), scheduler.oldest_arrival_us()}; });
     delivery.observer = &monitor;
+    TlsRpt tls_rpt(io, *cfg, *resolver, disk, *opened.spool, [&](const queue::Envelope& e) { scheduler.add(e); });
+    monitor.set_tls_rpt(&tls_rpt);
     SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) {
         monitor.received();
         scheduler.add(e);
@@ -182,6 +185,7 @@ int run_serve(const Args& args) {
     delivery.self = server.local_endpoints();
     scheduler.start();
     ControlServer control(io, scheduler);  // before the drop, which hands its socket over
+    control.on_tls_rpt_send([&] { return tls_rpt.send_now(); });
     if (std::string why; !control.listen(cfg->queue.dir, why))
         support::log_warning("queue", why + "; queue commands change the spool files instead");
     if (!drop_privileges(cfg->server.user, cfg->queue.dir, error)) return fail(error);
@@ -189,6 +193,7 @@ int run_serve(const Args& args) {
     control.start();
     metrics.start();
     watch.start();
+    tls_rpt.start();
 
     asio::signal_set hup(io, SIGHUP);
     asio::signal_set stop(io, SIGTERM, SIGINT);
@@ -202,6 +207,7 @@ int run_serve(const Args& args) {
         control.stop();
         connections.close_all();
         mta_sts.stop();
+        tls_rpt.stop();
         hup.cancel();
     });
     // Contexts replaced by a reload stay alive: a connection may still be about to use one.

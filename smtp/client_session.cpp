@@ -210,6 +210,12 @@ asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& pl
     co_return std::nullopt;
 }
 
+std::string ClientConnection::local_address() const {
+    boost::system::error_code ec;
+    auto ep = socket_.local_endpoint(ec);
+    return ec ? std::string() : ep.address().to_string();
+}
+
 asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPlan& plan) {
     const bool required = tls::tls_required(plan.level);
     if (!caps_.starttls) {

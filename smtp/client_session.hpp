@@ -112,6 +112,7 @@ public:
     const std::string& tls_summary() const { return tls_summary_; }  // the "TLS connection established" line
     const std::optional<TlsSession>& tls_session() const { return tls_session_; }  // set once handshaken
     const ServerId& server() const { return server_; }
+    std::string local_address() const;  // our end of the connection ("" when unknown)
     const ServerReply& greeting() const { return greeting_; }
     const ServerReply& ehlo_reply() const { return ehlo_; }  // the latest EHLO answer
 

@@ -85,6 +85,9 @@ interval = "1h"
 enabled = true
 [tls_rpt]
 enabled = true
+organization_name = "Example Org"
+contact_info = "tls-reports@example.org"
+submitter = "example.org"
 )");
     for (const auto& p : r.problems) ADD_FAILURE() << p.to_string();
     const auto& c = r.config;
@@ -104,6 +107,10 @@ enabled = true
     EXPECT_EQ(c.tls.policy[0].level, "secure");
     EXPECT_EQ(c.tls.policy[0].line, 34);  // the [[tls.policy]] header
     EXPECT_TRUE(c.mta_sts_enabled);
+    EXPECT_TRUE(c.tls_rpt_enabled);
+    EXPECT_EQ(c.tls_rpt.organization_name, "Example Org");
+    EXPECT_EQ(c.tls_rpt.contact_info, "tls-reports@example.org");
+    EXPECT_EQ(c.tls_rpt.submitter, "example.org");
     EXPECT_EQ(c.metrics_listen, "127.0.0.1:9325");
     EXPECT_EQ(c.watch.expiry_warning, std::chrono::hours(72));
     EXPECT_EQ(c.watch.interval, std::chrono::hours(1));

@@ -19,6 +19,21 @@ TEST(RecordStore, WritesReplacesAndReads) {
     EXPECT_EQ(test::files_in(spool.path / "mta-sts"), std::vector<std::string>{"example.com"});
 }
 
+TEST(RecordStore, ListsAndRemovesRecords) {
+    test::TempDir spool;
+    RecordStore store(spool.path, "tls-rpt");
+    EXPECT_TRUE(store.keys().empty());  // no folder yet
+    ASSERT_FALSE(store.write("2.example.com", "b"));
+    ASSERT_FALSE(store.write("1.example.com", "a"));
+    std::ofstream(spool.path / "tls-rpt" / ".tmp-1-0-x") << "half";
+    EXPECT_EQ(store.keys(), (std::vector<std::string>{"1.example.com", "2.example.com"}));
+    EXPECT_FALSE(store.remove("1.example.com"));
+    EXPECT_FALSE(store.remove("1.example.com"));  // already gone: no error
+    EXPECT_TRUE(store.remove("../queue"));
+    EXPECT_EQ(store.keys(), std::vector<std::string>{"2.example.com"});
+    EXPECT_FALSE(store.read("1.example.com"));
+}
+
 TEST(RecordStore, RefusesKeysThatAreNotDomainNames) {
     test::TempDir spool;
     RecordStore store(spool.path, "mta-sts");

@@ -31,6 +31,7 @@ TEST(ControlProtocol, RequestsOfTheGrammar) {
         {"delete " + id, ControlVerb::remove, id},
         {"list", ControlVerb::list, ""},
         {"list\r", ControlVerb::list, ""},  // a CR before the LF is tolerated
+        {"tls-rpt-send", ControlVerb::tls_rpt_send, ""},
         {"hold " + id + "\r", ControlVerb::hold, id},
     };
     for (const auto& c : cases) {
