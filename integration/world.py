@@ -885,6 +885,8 @@ class SmtpPeer:
       rcpt_limit          452 4.5.3 after this many accepted recipients
       stall               stages at which the peer never replies ("connect" = no banner)
       drop                stages at which the peer closes without replying
+      close_after         stages at which the peer sends its reply, then closes (with a
+                          reply such as "250-first line", a reply cut off by EOF)
       esmtp               False: EHLO is answered 502, so the client falls back to HELO
       size                the SIZE limit advertised in EHLO (None: no SIZE keyword)
       pipelining          False: PIPELINING is not advertised (a session records in
@@ -908,7 +910,7 @@ class SmtpPeer:
                  rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
                  stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None,
                  size: int | None = 10240000, pipelining: bool = True, dot_delay=None,
-                 garbage_before: dict | None = None):
+                 garbage_before: dict | None = None, close_after=()):
         self.world = world
         self.host = host or world.ports.address()
         self.port = port
@@ -930,6 +932,7 @@ class SmtpPeer:
         self.rcpt_limit = rcpt_limit
         self.stall = {s.upper() for s in stall}
         self.drop = {s.upper() for s in drop}
+        self.close_after = {s.upper() for s in close_after}
         self.esmtp = esmtp
         self.extensions = extensions
         self.size = size
@@ -1225,6 +1228,8 @@ class SmtpPeer:
                         await asyncio.sleep(delay)
                 mail_from, rcpts = None, []
                 await send(reply)
+                if "DOT" in self.close_after:
+                    return "closed after DOT"
             elif verb == "RSET":
                 mail_from, rcpts = None, []
                 await send(override or "250 2.0.0 Ok")
@@ -1235,6 +1240,8 @@ class SmtpPeer:
                 return "QUIT"
             else:
                 await send("502 5.5.2 Error: command not recognized")
+            if verb in self.close_after:
+                return f"closed after {verb}"
 
 
 # ----------------------------------------------------------------------------------------
