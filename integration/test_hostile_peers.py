@@ -13,9 +13,22 @@ import re
 import unittest
 
 from test_delivery import SENDER, DeliveryCase, content, submit
-from world import RawSmtp, dot_stuff, queued_id
+from world import DnsServer, RawSmtp, dot_stuff, queued_id
 
 RCPT = "user@example.test"
+
+
+def dsn_for(case, home, status: str, *rcpts: str) -> str:
+    """The one DSN the sender's MX got: from <> to SENDER, a failed report with this
+    status for each of rcpts. Returns its text."""
+    [dsn] = home.wait_for_messages(1)
+    case.assertEqual((dsn.mail_from, dsn.rcpt_tos), ("", [SENDER]))
+    text = dsn.data.decode("utf-8", "replace")
+    for r in rcpts:
+        case.assertRegex(text, rf"(?m)^Final-Recipient: rfc822; {re.escape(r)}\r$")
+    case.assertEqual(len(re.findall(r"(?m)^Action: failed\r$", text)), len(rcpts), text)
+    case.assertEqual(len(re.findall(rf"(?m)^Status: {re.escape(status)}\r$", text)), len(rcpts), text)
+    return text
 
 
 class ServerReplies(DeliveryCase):
@@ -126,9 +139,7 @@ class Smtputf8(DeliveryCase):
         qid = self.submit_utf8(relay, rcpt)
         self.assertStatus(self.status(relay, qid, self.LOGGED), f"mx1.example.test[{peer.host}]:25", "5.6.7", "bounced",
                           f"SMTPUTF8 is required, but was not offered by host mx1.example.test[{peer.host}]")
-        [dsn] = home.wait_for_messages(1)
-        self.assertEqual((dsn.mail_from, dsn.rcpt_tos), ("", [SENDER]))
-        self.assertRegex(dsn.data.decode("utf-8", "replace"), r"(?m)^Status: 5\.6\.7\r$")
+        dsn_for(self, home, "5.6.7", rcpt)
         self.wait_removed(relay, qid)
         [sess] = peer.wait_for_sessions(1)
         self.assertFalse(any(c.upper().startswith("MAIL") for c in sess.commands), sess.commands)
@@ -146,6 +157,117 @@ class Smtputf8(DeliveryCase):
                           "250 2.0.0 Ok: queued")
         mail = next(c for c in peer.wait_for_sessions(1)[0].commands if c.startswith("MAIL"))
         self.assertTrue(mail.endswith(" SMTPUTF8"), mail)
+
+
+class HostileDnsServer(DnsServer):
+    """The world's DNS server, plus answers whose names no zone file can hold: MX targets
+    and CNAME targets with CR, LF, ':' and '<' inside a label (hostile[name] = label)."""
+
+    def __init__(self, world, hostile: dict[tuple[str, str], bytes]):
+        super().__init__(world)
+        self.hostile = {(self._fqdn(n), t): label for (n, t), label in hostile.items()}
+
+    def answer(self, data: bytes, max_udp: int | None = 512) -> bytes | None:
+        from dnslib import CNAME, MX, QTYPE, RR, DNSLabel, DNSRecord
+        req = DNSRecord.parse(data)
+        name, rtype = str(req.q.qname).lower(), QTYPE.get(req.q.qtype)
+        label = self.hostile.get((name, rtype)) or self.hostile.get((name, "CNAME"))
+        if label is None:
+            return super().answer(data, max_udp)
+        with self._lock:
+            self.queries.append((name, rtype))
+        target = DNSLabel([label] + [p.encode() for p in name.rstrip(".").split(".")])
+        rdata = MX(target, 10) if rtype == "MX" else CNAME(target)
+        reply = req.reply()
+        reply.add_answer(RR(req.q.qname, QTYPE.MX if rtype == "MX" else QTYPE.CNAME, rdata=rdata, ttl=60))
+        return reply.pack()
+
+
+EVIL = b"mx\r\nX-Evil: <inject>"
+
+
+class DnsAndRouting(DeliveryCase):
+    """What DNS answers and address forms may make the relay do [36, 62, 65, 66]."""
+
+    def test_percent_and_bang_local_parts_go_to_the_domain_after_the_at_only(self):
+        """user%evil.example@ok.example and evil!user@ok.example go to ok.example's MX only, byte-exact [36]."""
+        self.mx("ok.example", "10 mx.ok.example.")
+        self.mx("evil.example", "10 mx.evil.example.")
+        ok, evil = self.peer("mx.ok.example"), self.peer("mx.evil.example", "evil.example")
+        relay = self.relay()
+        rcpts = ["user%evil.example@ok.example", "evil!user@ok.example"]
+        body = content("percent")
+        qid = submit(relay, body, rcpts=rcpts)
+        [msg] = ok.wait_for_messages(1)
+        self.assertDelivered(msg, body, SENDER, rcpts, relay)
+        for r in rcpts:
+            self.assertStatus(self.status(relay, qid, r), f"mx.ok.example[{ok.host}]:25", "2.0.0", "sent",
+                              "250 2.0.0 Ok: queued")
+        self.wait_removed(relay, qid)
+        self.assertEqual(evil.sessions, [])
+        self.assertEqual([q for q in self.dns.queries if "evil" in q[0]], [], "evil.example was never looked up")
+
+    def test_nxdomain_sends_a_dsn_to_a_real_sender(self):
+        """A recipient domain that does not exist bounces 5.4.4 and the sender gets a DSN saying so [62]."""
+        self.mx("sender.test", "10 mx.sender.test.")
+        home = self.peer("mx.sender.test")
+        relay = self.relay()
+        body = content("nx-dsn")
+        qid = submit(relay, body, rcpts=["user@nx.example.test"])
+        reason = ("Host or domain name not found. Name service error for name=nx.example.test type=AAAA: "
+                  "Host not found")
+        self.assertStatus(self.status(relay, qid, "user@nx.example.test"), "none", "5.4.4", "bounced", reason)
+        text = dsn_for(self, home, "5.4.4", "user@nx.example.test")
+        self.assertIn("Subject: delivery nx-dsn", text)
+        self.wait_removed(relay, qid)
+
+    def test_mx_at_127_0_0_1_is_ourselves_whatever_port_we_listen_on(self):
+        """MX -> 127.0.0.1 while the relay listens on 127.0.0.1:PORT (not 25) bounces 5.4.6, as Postfix 3.7 does [65]."""
+        self.mx("lo.test", "10 mx.lo.test.")
+        self.dns.add("mx.lo.test", "A", "127.0.0.1")
+        relay = self.relay()
+        self.assertEqual(relay.host, "127.0.0.1")
+        self.assertNotEqual(relay.port, 25)
+        qid = submit(relay, content("lo"), sender="", rcpts=["user@lo.test"])
+        self.assertStatus(self.status(relay, qid, "user@lo.test"), "none", "5.4.6", "bounced",
+                          "mail for lo.test loops back to myself")
+        self.wait_removed(relay, qid)
+        self.assertEqual(len(re.findall(r"tlsrelay/smtpd\[\d+\]: connect from ", relay.log_text())), 1)
+
+    def test_mx_at_127_0_0_1_elsewhere_is_just_a_server(self):
+        """With the relay listening on another address, MX -> 127.0.0.1 is an ordinary host: connection refused, deferred 4.4.1 [65]."""
+        self.mx("lo.test", "10 mx.lo.test.")
+        self.dns.add("mx.lo.test", "A", "127.0.0.1")
+        relay = self.relay(start=False, queue={"retry_min": "1h", "retry_max": "1h"})
+        relay.host = self.world.ports.address()
+        relay.config["server"]["listen"] = [f"{relay.host}:{relay.port}"]
+        relay.start()
+        qid = submit(relay, content("lo2"), rcpts=["user@lo.test"])
+        self.assertStatus(self.status(relay, qid, "user@lo.test"), "none", "4.4.1", "deferred",
+                          "connect to mx.lo.test[127.0.0.1]:25: Connection refused")
+
+    def test_hostile_names_never_reach_the_log_or_the_dsn(self):
+        """MX and CNAME targets with CR/LF, ':' and '<' in a label: deferred 4.4.3, then expired; neither the log nor the DSN holds them [66]."""
+        self.dns = HostileDnsServer(self.world, {("mxevil.test", "MX"): EVIL,
+                                                 ("mx.cnevil.test", "CNAME"): EVIL}).start()
+        self.mx("cnevil.test", "10 mx.cnevil.test.")
+        self.mx("sender.test", "10 mx.sender.test.")
+        home = self.peer("mx.sender.test")
+        relay = self.relay(queue={"max_lifetime": "2s"})
+        rcpts = ["user@mxevil.test", "user@cnevil.test"]
+        qid = submit(relay, content("evil"), rcpts=rcpts)
+        self.assertStatus(self.status(relay, qid, rcpts[0]), "none", "4.4.3", "deferred",
+                          "Host or domain name not found. Name service error for name=mxevil.test type=MX: "
+                          "Host not found, try again")
+        self.assertStatus(self.status(relay, qid, rcpts[1]), "none", "4.4.3", "deferred",
+                          "Host or domain name not found. Name service error for name=mx.cnevil.test type=AAAA: "
+                          "Host not found, try again")
+        text = dsn_for(self, home, "4.4.3", *rcpts)
+        self.wait_removed(relay, qid)
+        for where, text in (("log", relay.log_text()), ("DSN", text)):
+            self.assertNotIn("X-Evil", text, where)
+            self.assertNotIn("inject", text, where)
+        self.assertNotIn("\r", relay.log_text())
 
 
 if __name__ == "__main__":
