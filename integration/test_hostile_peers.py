@@ -10,7 +10,10 @@ Run: TLSRELAY_BIN=build/relay/tlsrelay /usr/bin/python3 -m unittest -v test_host
 from __future__ import annotations
 
 import re
+import shutil
 import unittest
+
+import pki
 
 from test_delivery import SENDER, DeliveryCase, content, submit
 from world import DnsServer, RawSmtp, dot_stuff, queued_id
@@ -268,6 +271,111 @@ class DnsAndRouting(DeliveryCase):
             self.assertNotIn("X-Evil", text, where)
             self.assertNotIn("inject", text, where)
         self.assertNotIn("\r", relay.log_text())
+
+
+class PolicyAtDelivery(DeliveryCase):
+    """The part of a TLS policy that is read at delivery time going away [80]."""
+
+    def test_trust_anchor_file_gone_at_delivery_defers_475_without_connecting(self):
+        """A policy tafile removed after start: deferred 4.7.5 'client TLS configuration problem' without connecting; restored, the retry is verified and sent [80]."""
+        self.mx("example.test", "10 mx1.example.test.")
+        peer = self.peer("mx1.example.test", cert=pki.get_pki().leaf(dns=["mx1.example.test"]))
+        folder = self.world.mkdir("anchors")
+        tafile = folder / "root.pem"
+        shutil.copy(pki.get_pki().ca_file, tafile)
+        policy = folder / "tls_policy"
+        policy.write_text(f"example.test verify tafile={tafile}\n")
+        relay = self.relay(tls={"policy_file": str(policy)})
+        field = f"mx1.example.test[{peer.host}]:25"
+        tafile.rename(folder / "gone.pem")  # after start: the relay started with a valid policy
+        mark = relay.log_mark()
+        qid = submit(relay, content("ta-gone"))
+        self.assertStatus(self.status(relay, qid, RCPT, since=mark), "none", "4.7.5", "deferred",
+                          "client TLS configuration problem")
+        relay.wait_for_log(rf"warning: error opening trust anchor file: {re.escape(str(tafile))}: "
+                           r"No such file or directory$", since=mark)
+        relay.wait_for_log(r"warning: TLS policy lookup for example\.test/mx1\.example\.test: "
+                           r"client TLS configuration problem$", since=mark)
+        self.assertEqual(peer.sessions, [], "no connection while the policy cannot be evaluated")
+        (folder / "gone.pem").rename(tafile)
+        relay.cli("queue", "flush", qid)
+        self.assertStatus(self.status(relay, qid, RCPT, "sent", since=mark), field, "2.0.0", "sent",
+                          "250 2.0.0 Ok: queued")
+        relay.wait_for_log(rf"Verified TLS connection established to {re.escape(field)}", since=mark)
+        self.assertEqual(len(peer.wait_for_messages(1)), 1)
+
+
+class TlsPeers(DeliveryCase):
+    """Servers that choose their certificate by SNI, or speak only TLS 1.0 [80]."""
+
+    def setUp(self):
+        super().setUp()
+        self.mx("example.test", "10 mx1.example.test.")
+
+    def sni_peer(self):
+        """Serves a certificate for default.invalid unless asked for mx1.example.test."""
+        return self.peer("mx1.example.test", cert=pki.get_pki().leaf(dns=["default.invalid"]),
+                         sni_certs={"mx1.example.test": pki.get_pki().leaf(dns=["mx1.example.test"])})
+
+    def test_sni_gets_the_certificate_that_verifies(self):
+        """servername=hostname sends the MX name as SNI; a server choosing its certificate by it is verified [80]."""
+        peer = self.sni_peer()
+        relay = self.relay(tls={"security_level": "verify", "servername": "hostname",
+                                "ca_file": str(pki.get_pki().ca_file)})
+        qid = submit(relay, content("sni"))
+        field = f"mx1.example.test[{peer.host}]:25"
+        self.assertStatus(self.status(relay, qid, RCPT), field, "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        relay.wait_for_log(rf"Verified TLS connection established to {re.escape(field)}: TLSv1\.3")
+        [msg] = peer.wait_for_messages(1)
+        self.assertTrue(msg.tls)
+        self.assertEqual(peer.wait_for_sessions(1)[0].sni, "mx1.example.test")
+
+    def test_without_sni_the_default_certificate_fails_verification(self):
+        """The same server without SNI (tlsrelay's default, as Postfix's) shows its default certificate: 4.7.5 [80]."""
+        peer = self.sni_peer()
+        relay = self.relay(tls={"security_level": "verify", "ca_file": str(pki.get_pki().ca_file)},
+                           queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("nosni"))
+        st = self.status(relay, qid, RCPT)
+        self.assertStatus(st, f"mx1.example.test[{peer.host}]:25", "4.7.5", "deferred",
+                          re.compile(r"^Server certificate not verified"))
+        self.assertIsNone(peer.wait_for_sessions(1)[0].sni)
+        self.assertEqual(peer.messages, [])
+
+    def tls10_peer(self):
+        import ssl
+        return self.peer("mx1.example.test", cert=pki.get_pki().leaf(dns=["mx1.example.test"]),
+                         tls_min_version=ssl.TLSVersion.TLSv1, tls_max_version=ssl.TLSVersion.TLSv1,
+                         tls_ciphers="DEFAULT:@SECLEVEL=0")
+
+    def test_tls10_only_server_at_encrypt_defers_475(self):
+        """A server that speaks only TLS 1.0, at level encrypt (mandatory_protocols >=TLSv1.2): handshake fails, 4.7.5, no MAIL [80]."""
+        peer = self.tls10_peer()
+        relay = self.relay(tls={"security_level": "encrypt"}, queue={"retry_min": "1h", "retry_max": "1h"})
+        qid = submit(relay, content("tls10"))
+        self.assertStatus(self.status(relay, qid, RCPT), f"mx1.example.test[{peer.host}]:25", "4.7.5", "deferred",
+                          "Cannot start TLS: handshake failure")
+        [sess] = peer.wait_for_sessions(1)
+        self.assertFalse(any(c.startswith("MAIL") for c in sess.commands), sess.commands)
+
+    def test_may_retries_a_failed_handshake_in_plaintext_later(self):
+        """At level may the first attempt after a failed handshake defers 4.7.5; the retry, once retry_min has passed, sends in plaintext [80]."""
+        peer = self.peer("mx1.example.test", cert=pki.get_pki().leaf(dns=["mx1.example.test"]), tls_break=True)
+        relay = self.relay()
+        body = content("may-retry")
+        qid = submit(relay, body)
+        field = f"mx1.example.test[{peer.host}]:25"
+        self.assertStatus(self.status(relay, qid, RCPT), field, "4.7.5", "deferred",
+                          "Cannot start TLS: handshake failure")
+        sent = self.status(relay, qid, RCPT, "sent", timeout=8)
+        self.assertStatus(sent, field, "2.0.0", "sent", "250 2.0.0 Ok: queued")
+        [msg] = peer.wait_for_messages(1)
+        self.assertFalse(msg.tls)
+        self.assertDelivered(msg, body, SENDER, [RCPT], relay)
+        sessions = peer.wait_for_sessions(3)
+        self.assertEqual([("STARTTLS" in s.commands) for s in sessions], [True, True, False],
+                         "first attempt, the retry's TLS try, then the same retry in plaintext")
+        self.assertEqual(msg.session, sessions[2].n)
 
 
 if __name__ == "__main__":

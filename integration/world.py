@@ -877,6 +877,8 @@ class SmtpPeer:
       tls_break           close the connection right after 220 Ready to start TLS
       inject_after_starttls  bytes sent in the same write as the 220 (e.g. "250 injected\\r\\n")
       tls_min_version / tls_max_version   ssl.TLSVersion limits; tls_ciphers: OpenSSL list
+      sni_certs           SNI name -> pki.Cert: the certificate served when the client
+                          asks for that name (cert stays the default), as virtual hosts do
       greeting            e.g. "421 4.3.2 Service not available" (then close) or "554 5.7.1 No"
                           (then 503 to everything but QUIT)
       replies             stage -> reply, stages EHLO HELO MAIL RCPT DATA DOT (end of data)
@@ -910,7 +912,7 @@ class SmtpPeer:
                  rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
                  stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None,
                  size: int | None = 10240000, pipelining: bool = True, dot_delay=None,
-                 garbage_before: dict | None = None, close_after=()):
+                 garbage_before: dict | None = None, close_after=(), sni_certs: dict | None = None):
         self.world = world
         self.host = host or world.ports.address()
         self.port = port
@@ -926,6 +928,7 @@ class SmtpPeer:
         self.inject_after_starttls = inject_after_starttls
         self.tls_min_version, self.tls_max_version = tls_min_version, tls_max_version
         self.tls_ciphers = tls_ciphers
+        self.sni_certs = {k.lower(): v for k, v in (sni_certs or {}).items()}
         self.greeting = greeting
         self.replies = {k.upper(): v for k, v in (replies or {}).items()}
         self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
@@ -948,22 +951,29 @@ class SmtpPeer:
         self._stop_future = None
 
     # -- TLS --------------------------------------------------------------------------------
-    def _make_context(self):
+    def _make_context(self, cert=None):
+        """The server context; with cert, a virtual host's context for sni_certs."""
         import ssl
-        if self.tls_context is not None:
+        if self.tls_context is not None and cert is None:
             ctx = self.tls_context
         else:
+            chain = cert or self.cert
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(str(self.cert.chain_path), str(self.cert.key_path))
+            ctx.load_cert_chain(str(chain.chain_path), str(chain.key_path))
         if self.tls_min_version is not None:
             ctx.minimum_version = self.tls_min_version
         if self.tls_max_version is not None:
             ctx.maximum_version = self.tls_max_version
         if self.tls_ciphers:
             ctx.set_ciphers(self.tls_ciphers)
+        if cert is not None:
+            return ctx  # a virtual host's context: the default one records the SNI
+        by_name = {name: self._make_context(c) for name, c in self.sni_certs.items()}
 
         def on_sni(sslobj, name, _ctx):
             self._sni[id(sslobj)] = name
+            if name and name.lower() in by_name:
+                sslobj.context = by_name[name.lower()]
         ctx.sni_callback = on_sni
         return ctx
 
