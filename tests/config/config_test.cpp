@@ -105,7 +105,7 @@ enabled = true
     EXPECT_EQ(c.tls.policy_file, "/etc/tlsrelay/tls_policy");
     ASSERT_EQ(c.tls.policy.size(), 1u);
     EXPECT_EQ(c.tls.policy[0].level, "secure");
-    EXPECT_EQ(c.tls.policy[0].line, 34);  // the [[tls.policy]] header
+    EXPECT_EQ(c.tls.policy[0].line, 35);  // the [[tls.policy]] header
     EXPECT_TRUE(c.mta_sts_enabled);
     EXPECT_EQ(c.metrics_listen, "127.0.0.1:9325");
     EXPECT_EQ(c.watch.expiry_warning, std::chrono::hours(72));
