@@ -167,6 +167,7 @@ void read_server(Context& ctx, Section& s, ServerConfig& out) {
     s.size("max_message_size", out.max_message_size);
     s.integer("max_recipients", out.max_recipients, 1, 10'000'000);
     s.integer("max_connections", out.max_connections, 1, 1'000'000);
+    s.integer("max_connections_per_client", out.max_connections_per_client, 0, 1'000'000);
     s.text("user", out.user);
     s.path("tls_cert", out.tls_cert);
     s.path("tls_key", out.tls_key);

@@ -25,6 +25,9 @@ struct ServerConfig {
     std::uint64_t max_message_size = 50ull << 20;
     std::uint32_t max_recipients = 1000;
     std::uint32_t max_connections = 1000;
+    // smtpd_client_connection_count_limit; clients in allow_networks are exempt, as
+    // Postfix's smtpd_client_event_limit_exceptions = $mynetworks. 0: no limit.
+    std::uint32_t max_connections_per_client = 50;
     std::string user;
     std::filesystem::path tls_cert, tls_key;
     // Beyond interface.md, for tests and hardening (Postfix smtpd_timeout and friends).

@@ -443,8 +443,8 @@ class DnsOutcomes(DeliveryCase):
         self.assertEqual(self.recipient_state(relay, qid, "user@bad.example.test", "deferred")["last_dsn"], "4.4.3")
 
     def self_relay(self):
-        """A relay that also listens on port 25 of an address of its own (self-detection is
-        done on port 25 only); returns (relay, that address)."""
+        """A relay that also listens on port 25 of an address of its own; returns (relay,
+        that address)."""
         own = self.world.ports.address("127.0.3")
         relay = self.relay(start=False, delivery={"port": 25}, queue={"retry_min": "1h", "retry_max": "1h"})
         relay.config["server"]["listen"] = [f"{relay.host}:{relay.port}", f"{own}:25"]

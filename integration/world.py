@@ -906,6 +906,8 @@ class SmtpPeer:
       tls_break           close the connection right after 220 Ready to start TLS
       inject_after_starttls  bytes sent in the same write as the 220 (e.g. "250 injected\\r\\n")
       tls_min_version / tls_max_version   ssl.TLSVersion limits; tls_ciphers: OpenSSL list
+      sni_certs           SNI name -> pki.Cert: the certificate served when the client
+                          asks for that name (cert stays the default), as virtual hosts do
       greeting            e.g. "421 4.3.2 Service not available" (then close) or "554 5.7.1 No"
                           (then 503 to everything but QUIT)
       replies             stage -> reply, stages EHLO HELO MAIL RCPT DATA DOT (end of data)
@@ -914,6 +916,8 @@ class SmtpPeer:
       rcpt_limit          452 4.5.3 after this many accepted recipients
       stall               stages at which the peer never replies ("connect" = no banner)
       drop                stages at which the peer closes without replying
+      close_after         stages at which the peer sends its reply, then closes (with a
+                          reply such as "250-first line", a reply cut off by EOF)
       esmtp               False: EHLO is answered 502, so the client falls back to HELO
       size                the SIZE limit advertised in EHLO (None: no SIZE keyword)
       pipelining          False: PIPELINING is not advertised (a session records in
@@ -937,7 +941,7 @@ class SmtpPeer:
                  rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
                  stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None,
                  size: int | None = 10240000, pipelining: bool = True, dot_delay=None,
-                 garbage_before: dict | None = None):
+                 garbage_before: dict | None = None, close_after=(), sni_certs: dict | None = None):
         self.world = world
         self.host = host or world.ports.address()
         self.port = port
@@ -953,12 +957,14 @@ class SmtpPeer:
         self.inject_after_starttls = inject_after_starttls
         self.tls_min_version, self.tls_max_version = tls_min_version, tls_max_version
         self.tls_ciphers = tls_ciphers
+        self.sni_certs = {k.lower(): v for k, v in (sni_certs or {}).items()}
         self.greeting = greeting
         self.replies = {k.upper(): v for k, v in (replies or {}).items()}
         self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
         self.rcpt_limit = rcpt_limit
         self.stall = {s.upper() for s in stall}
         self.drop = {s.upper() for s in drop}
+        self.close_after = {s.upper() for s in close_after}
         self.esmtp = esmtp
         self.extensions = extensions
         self.size = size
@@ -974,22 +980,29 @@ class SmtpPeer:
         self._stop_future = None
 
     # -- TLS --------------------------------------------------------------------------------
-    def _make_context(self):
+    def _make_context(self, cert=None):
+        """The server context; with cert, a virtual host's context for sni_certs."""
         import ssl
-        if self.tls_context is not None:
+        if self.tls_context is not None and cert is None:
             ctx = self.tls_context
         else:
+            chain = cert or self.cert
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(str(self.cert.chain_path), str(self.cert.key_path))
+            ctx.load_cert_chain(str(chain.chain_path), str(chain.key_path))
         if self.tls_min_version is not None:
             ctx.minimum_version = self.tls_min_version
         if self.tls_max_version is not None:
             ctx.maximum_version = self.tls_max_version
         if self.tls_ciphers:
             ctx.set_ciphers(self.tls_ciphers)
+        if cert is not None:
+            return ctx  # a virtual host's context: the default one records the SNI
+        by_name = {name: self._make_context(c) for name, c in self.sni_certs.items()}
 
         def on_sni(sslobj, name, _ctx):
             self._sni[id(sslobj)] = name
+            if name and name.lower() in by_name:
+                sslobj.context = by_name[name.lower()]
         ctx.sni_callback = on_sni
         return ctx
 
@@ -1256,6 +1269,8 @@ class SmtpPeer:
                         await asyncio.sleep(delay)
                 mail_from, rcpts = None, []
                 await send(reply)
+                if "DOT" in self.close_after:
+                    return "closed after DOT"
             elif verb == "RSET":
                 mail_from, rcpts = None, []
                 await send(override or "250 2.0.0 Ok")
@@ -1266,6 +1281,8 @@ class SmtpPeer:
                 return "QUIT"
             else:
                 await send("502 5.5.2 Error: command not recognized")
+            if verb in self.close_after:
+                return f"closed after {verb}"
 
 
 # ----------------------------------------------------------------------------------------

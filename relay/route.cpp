@@ -19,12 +19,20 @@ RouteError dns_error(const std::string& name, const char* type, dns::Status s) {
     return {dsn, lookup_error(name, type, s)};
 }
 
-bool is_self(const Target& t, const std::vector<boost::asio::ip::tcp::endpoint>& self) {
+// Postfix (smtp_find_self) compares addresses only: an MX host, or a domain's own
+// address, that is one of ours loops back whatever port we listen on (MX -> 127.0.0.1
+// with tlsrelay on 127.0.0.1:2525 is 5.4.6, as for Postfix). A bracketed next hop
+// names its port on purpose, so there address and port must both be ours.
+bool is_self(const Target& t, const std::vector<boost::asio::ip::tcp::endpoint>& self, bool from_dns) {
+    namespace ip = boost::asio::ip;
+    const ip::address& a = t.address;
+    const bool lo = a == ip::address_v4::loopback() || a == ip::address_v6::loopback();
     for (const auto& ep : self) {
-        bool same_port = ep.port() == t.port;
-        bool same_addr = ep.address() == t.address ||
-                         (ep.address().is_unspecified() && (t.address.is_loopback()));
-        if (same_port && same_addr) return true;
+        const bool same_port = ep.port() == t.port;
+        if (ep.address() == a && (same_port || from_dns)) return true;
+        // a wildcard listener: every loopback address reaches it on its port; by
+        // address alone, the loopback interface's own address is ours
+        if (ep.address().is_unspecified() && a.is_loopback() && (same_port || (from_dns && lo))) return true;
     }
     return false;
 }
@@ -82,7 +90,7 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
     // unless a better MX exists that has no address (then it waits for that primary).
     std::optional<int> self_pref;
     for (const auto& t : route.targets)
-        if (is_self(t, self) && (!self_pref || t.preference < *self_pref)) self_pref = t.preference;
+        if (is_self(t, self, hop.mx_lookup) && (!self_pref || t.preference < *self_pref)) self_pref = t.preference;
     if (self_pref) {
         int best_found = route.targets.front().preference;  // sorted by preference
         int best_pref = best_found;

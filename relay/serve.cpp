@@ -41,6 +41,7 @@ smtp::ServerOptions server_options(const config::Config& c) {
     o.max_message_size = c.server.max_message_size;
     o.max_recipients = c.server.max_recipients;
     o.max_connections = c.server.max_connections;
+    o.max_connections_per_client = c.server.max_connections_per_client;
     o.hard_error_limit = c.server.hard_error_limit;
     o.command_timeout = c.server.command_timeout;
     o.data_timeout = c.server.data_timeout;

@@ -38,7 +38,38 @@ Failure refused(const ServerReply& r, std::string reason) {
     return Failure{std::move(dsn), std::move(reason), hard};
 }
 
+namespace {
+
+bool crlf_only(std::string_view s) {
+    for (std::size_t i = s.find_first_of("\r\n"); i != std::string_view::npos; i = s.find_first_of("\r\n", i + 2))
+        if (s[i] != '\r' || i + 1 == s.size() || s[i + 1] != '\n') return false;
+    return true;
+}
+
+// As intake does (Postfix cleanup_replace_stray_cr_lf): a bare LF ends a line, a bare
+// CR becomes a space.
+std::string canonical_crlf(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + s.size() / 32);
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') {
+            out += "\r\n";
+            ++i;
+        } else if (s[i] == '\n') {
+            out += "\r\n";
+        } else {
+            out += s[i] == '\r' ? ' ' : s[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string wire_body(const std::string& content) {
+    // Stored content is CRLF-only; content that is not (a foreign or damaged queue
+    // file) must still never put a bare CR or LF, a smuggled end of data, on the wire.
+    if (!crlf_only(content)) return wire_body(canonical_crlf(content));
     std::string out;
     out.reserve(content.size() + content.size() / 64 + 8);
     std::size_t pos = 0;

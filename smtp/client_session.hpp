@@ -146,7 +146,8 @@ private:
 };
 
 // Dot-stuffs stored content for the wire and folds lines over 998 octets with
-// CRLF SPACE (Postfix smtp_line_length_limit), ending with ".\r\n".
+// CRLF SPACE (Postfix smtp_line_length_limit), ending with ".\r\n". A bare LF in the
+// content ends a line and a bare CR becomes a space: only CRLF reaches the wire.
 std::string wire_body(const std::string& content);
 
 // "host H[A] said: 550 5.1.1 text (in reply to RCPT TO command)"

@@ -75,6 +75,8 @@ std::size_t DataReader::step_text(std::string_view input, std::string& out) {
 }
 
 void DataReader::emit(char c, std::string& out) {
+    if (in_headers_ && line_length_ == 0 && c != ' ' && c != '\t') header_length_ = 0;  // a new field
+    note_header_length(1);
     note_header_byte(c);
     ++line_length_;
     append(std::string_view(&c, 1), out);
@@ -86,10 +88,18 @@ void DataReader::emit_run(std::string_view run, std::string& out) {
         run.remove_prefix(1);
     }
     line_length_ += run.size();
+    note_header_length(run.size());
     append(run, out);
 }
 
+void DataReader::note_header_length(std::size_t n) {
+    if (!in_headers_) return;
+    header_length_ += n;
+    if (header_length_ > limits_.max_header) header_too_long_ = true;
+}
+
 void DataReader::end_line(bool crlf, std::string& out) {
+    if (line_length_ != 0) note_header_length(2);  // a field's size counts its line ends
     append("\r\n", out);
     if (line_length_ == 0) in_headers_ = false;
     line_length_ = 0;

@@ -5,7 +5,9 @@
 // space (Postfix cleanup_replace_stray_cr_lf). Leading dots are unstuffed. A "." line
 // that is not the terminator (it ends in a bare LF, or follows one) is kept as content
 // ".", so it can never become a terminator downstream. NUL bytes are kept as data.
-// Past the size limit the input is still read to the end but no longer stored.
+// Past the size limit the input is still read to the end but no longer stored. A
+// header field (with its continuation lines) longer than max_header is flagged, as
+// Postfix's header_size_limit: one 10 MB header is refused, not stored (CVE-2020-28020).
 #pragma once
 
 #include <cstddef>
@@ -20,6 +22,7 @@ public:
     struct Limits {
         std::uint64_t max_size = 50ull << 20;  // content bytes; more: too_big
         unsigned max_received = 50;            // Received: headers; more: too_many_hops
+        std::uint64_t max_header = 102400;     // one header field with its CRLFs; more: header_too_long
     };
     explicit DataReader(Limits limits) : limits_(limits) {}
 
@@ -33,6 +36,7 @@ public:
     std::uint64_t size() const { return size_; }  // content bytes produced (or counted past the limit)
     bool too_big() const { return size_ > limits_.max_size; }
     bool too_many_hops() const { return received_ > limits_.max_received; }
+    bool header_too_long() const { return header_too_long_; }
     unsigned received_count() const { return received_; }  // "Received:" headers seen
 
 private:
@@ -49,6 +53,8 @@ private:
     bool prev_crlf_ = true;     // the previous line ended in CRLF (DATA's own line did)
     bool done_ = false;
     bool in_headers_ = true;    // before the first empty line
+    std::uint64_t header_length_ = 0;  // bytes of the current header field, continuations included
+    bool header_too_long_ = false;
     std::uint64_t line_length_ = 0;  // content bytes produced on the current line
     int received_match_ = 0;    // bytes of "received" matched at line start; -1: no match
 
@@ -59,6 +65,7 @@ private:
     void end_line(bool crlf, std::string& out);
     void append(std::string_view bytes, std::string& out);
     void note_header_byte(char c);
+    void note_header_length(std::size_t n);
 };
 
 }  // namespace tlsrelay::smtp

@@ -110,25 +110,41 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
         }
         if (backoff.count() != 0) support::log_info("smtpd", "accepting again");
         backoff = std::chrono::milliseconds(0);
-        if (sockets_.size() >= options_.max_connections)
-            asio::co_spawn(io_, refuse(std::move(socket)), asio::detached);
-        else
-            asio::co_spawn(io_, run_session(std::move(socket)), asio::detached);
+        boost::system::error_code peer_ec;
+        tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+        if (peer_ec) continue;  // already gone; the socket closes here
+        std::string refusal = over_limit(peer.address());
+        if (!refusal.empty()) {
+            asio::co_spawn(io_, refuse(std::move(socket), std::move(refusal)), asio::detached);
+        } else {
+            ++per_client_[peer.address()];  // counted now: the session starts later
+            asio::co_spawn(io_, run_session(std::move(socket), peer), asio::detached);
+        }
     }
 }
 
-asio::awaitable<void> Server::refuse(tcp::socket socket) {
-    Reply r{421, "4.7.0", options_.hostname + " Error: too many connections"};
+std::string Server::over_limit(const asio::ip::address& client) const {
+    if (sockets_.size() >= options_.max_connections) return "Error: too many connections";
+    const std::uint32_t limit = options_.max_connections_per_client;
+    if (limit == 0 || support::any_contains(options_.allow_networks, client)) return "";
+    auto it = per_client_.find(client);
+    if (it == per_client_.end() || it->second < limit) return "";
+    // Postfix smtpd.c: the warning, then 421 with the client's address
+    support::log_warning("smtpd", "Connection concurrency limit exceeded: " + std::to_string(it->second + 1) +
+                                      " from unknown[" + client.to_string() + "] for service smtp");
+    return "Error: too many connections from " + client.to_string();
+}
+
+asio::awaitable<void> Server::refuse(tcp::socket socket, std::string text) {
+    Reply r{421, "4.7.0", options_.hostname + " " + text};
     std::string wire = r.wire();
     co_await asio::async_write(socket, asio::buffer(wire), asio::as_tuple(asio::use_awaitable));
     boost::system::error_code ignored;
     socket.close(ignored);
 }
 
-asio::awaitable<void> Server::run_session(tcp::socket socket) {
+asio::awaitable<void> Server::run_session(tcp::socket socket, tcp::endpoint peer) {
     boost::system::error_code ec;
-    auto peer = socket.remote_endpoint(ec);
-    if (ec) co_return;
     socket.set_option(tcp::no_delay(true), ec);
     sockets_.insert(&socket);
     SessionCore core(options_, sink_, peer.address());
@@ -140,6 +156,7 @@ asio::awaitable<void> Server::run_session(tcp::socket socket) {
     }
     support::log_info("smtpd", "disconnect from " + core.client() + " " + core.disconnect_summary());
     sockets_.erase(&socket);
+    if (--per_client_[peer.address()] == 0) per_client_.erase(peer.address());
 }
 
 }  // namespace tlsrelay::smtp

@@ -1,10 +1,12 @@
-// The SMTP listener: binds the configured addresses, enforces max_connections and
-// owns every session, so shutdown can close them all (one owner per thing).
+// The SMTP listener: binds the configured addresses, enforces max_connections and the
+// per-client limit (Postfix smtpd_client_connection_count_limit: 421 4.7.0 "too many
+// connections from ADDR") and owns every session, so shutdown can close them all.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -36,8 +38,12 @@ public:
 
 private:
     boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
-    boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket);
-    boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket);
+    // peer's session was counted in per_client_ by the accept loop; it uncounts it
+    boost::asio::awaitable<void> run_session(boost::asio::ip::tcp::socket socket,
+                                             boost::asio::ip::tcp::endpoint peer);
+    boost::asio::awaitable<void> refuse(boost::asio::ip::tcp::socket socket, std::string text);
+    // the refusal text when this client may not have one more session, else ""
+    std::string over_limit(const boost::asio::ip::address& client) const;
 
     boost::asio::io_context& io_;
     ServerOptions options_;
@@ -45,6 +51,7 @@ private:
     std::shared_ptr<boost::asio::ssl::context> tls_;
     std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
     std::set<boost::asio::ip::tcp::socket*> sockets_;
+    std::map<boost::asio::ip::address, std::uint32_t> per_client_;  // sessions per client address
     bool stopping_ = false;
 };
 

@@ -102,6 +102,8 @@ awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const Serve
     std::optional<Reply> failure;
     if (reader.too_big())
         failure = Reply{552, "5.3.4", "Error: message file too big"};
+    else if (reader.header_too_long())
+        failure = Reply{552, "5.3.4", "Error: message header length exceeds limit"};
     else if (reader.too_many_hops())
         failure = Reply{554, "5.4.0", "Error: too many hops"};
     else if (write_error || (write_error = co_await msg.commit(core.transaction())))

@@ -54,6 +54,7 @@ struct ServerOptions {
     std::uint64_t max_message_size = 50ull << 20;
     std::uint32_t max_recipients = 1000;
     std::uint32_t max_connections = 1000;
+    std::uint32_t max_connections_per_client = 50;  // 0: none; allow_networks exempt
     std::uint32_t hard_error_limit = 20;
     std::chrono::milliseconds command_timeout = std::chrono::minutes(5);
     std::chrono::milliseconds data_timeout = std::chrono::minutes(10);

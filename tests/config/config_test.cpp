@@ -19,6 +19,7 @@ TEST(Config, EmptyFileIsTheEmbeddedDefaults) {
     EXPECT_EQ(c.server.allow_networks[0].to_string(), "127.0.0.0/8");
     EXPECT_EQ(c.server.max_message_size, 50ull << 20);
     EXPECT_EQ(c.server.max_recipients, 1000u);
+    EXPECT_EQ(c.server.max_connections_per_client, 50u);
     EXPECT_EQ(c.queue.dir, "/etc/tlsrelay/spool");
     EXPECT_EQ(c.queue.max_lifetime, 120h);
     EXPECT_EQ(c.queue.retry_min, 5min);
@@ -45,6 +46,7 @@ allow_networks = ["10.0.0.0/8"]
 max_message_size = "10MiB"
 max_recipients = 5
 max_connections = 7
+max_connections_per_client = 0
 user = "tlsrelay"
 tls_cert = "cert.pem"
 tls_key = "/abs/key.pem"
@@ -93,6 +95,7 @@ submitter = "example.org"
     const auto& c = r.config;
     EXPECT_EQ(c.server.listen.size(), 2u);
     EXPECT_EQ(c.server.max_message_size, 10ull << 20);
+    EXPECT_EQ(c.server.max_connections_per_client, 0u);
     EXPECT_EQ(c.server.allow_networks.size(), 1u);
     EXPECT_EQ(c.server.tls_cert, "/etc/tlsrelay/cert.pem");
     EXPECT_EQ(c.server.tls_key, "/abs/key.pem");
@@ -105,7 +108,7 @@ submitter = "example.org"
     EXPECT_EQ(c.tls.policy_file, "/etc/tlsrelay/tls_policy");
     ASSERT_EQ(c.tls.policy.size(), 1u);
     EXPECT_EQ(c.tls.policy[0].level, "secure");
-    EXPECT_EQ(c.tls.policy[0].line, 34);  // the [[tls.policy]] header
+    EXPECT_EQ(c.tls.policy[0].line, 35);  // the [[tls.policy]] header
     EXPECT_TRUE(c.mta_sts_enabled);
     EXPECT_TRUE(c.tls_rpt_enabled);
     EXPECT_EQ(c.tls_rpt.organization_name, "Example Org");

@@ -201,5 +201,37 @@ TEST(WireBody, DotStuffingAndFolding) {
     for (const auto& c : cases) EXPECT_EQ(wire_body(c.stored), c.wire) << c.stored.substr(0, 20);
 }
 
+// Content with stray CR or LF (intake never stores it; a foreign or damaged queue file
+// might): canonical CRLF and correct dot-stuffing on the wire, so a smuggled
+// "\n.\r\n" can never end the message early (checklist item 7).
+TEST(WireBody, StrayCrAndLfBecomeCanonical) {
+    struct Case {
+        std::string stored, wire;
+    };
+    const Case cases[] = {
+        {"a\n.\nMAIL FROM:<x>\r\n", "a\r\n..\r\nMAIL FROM:<x>\r\n.\r\n"},
+        {"x\n.\r\nRCPT TO:<y>\r\n", "x\r\n..\r\nRCPT TO:<y>\r\n.\r\n"},
+        {"a\r.\rb\r\n", "a . b\r\n.\r\n"},
+        {"a\r\n.\r\r\n", "a\r\n.. \r\n.\r\n"},
+        {"\n", "\r\n.\r\n"},
+        {"end\r", "end \r\n.\r\n"},
+        {"\r\n\n.\n", "\r\n\r\n..\r\n.\r\n"},
+    };
+    for (const auto& c : cases) EXPECT_EQ(wire_body(c.stored), c.wire) << c.stored;
+    // every mix of the bytes that matter: CRLF only, and the end of data only at the end
+    const std::string_view alphabet = "\r\n.a";
+    for (unsigned n = 0; n < 4 * 4 * 4 * 4 * 4 * 4; ++n) {
+        std::string stored;
+        for (unsigned k = n, i = 0; i < 6; ++i, k /= 4) stored += alphabet[k % 4];
+        const std::string wire = wire_body(stored);
+        for (std::size_t i = 0; i < wire.size(); ++i) {
+            if (wire[i] == '\r') EXPECT_TRUE(i + 1 < wire.size() && wire[i + 1] == '\n') << stored;
+            if (wire[i] == '\n') EXPECT_TRUE(i > 0 && wire[i - 1] == '\r') << stored;
+        }
+        const std::size_t end = ("\r\n" + wire).find("\r\n.\r\n");
+        EXPECT_EQ(end, wire.size() - 3) << stored;
+    }
+}
+
 }  // namespace
 }  // namespace tlsrelay::smtp

@@ -242,6 +242,30 @@ TEST(DataReader, FiftyOneHops) {
     EXPECT_TRUE(reader.too_many_hops());
 }
 
+// One header field, continuation lines included, longer than max_header is flagged
+// (CVE-2020-28020 shape); many fields each within it, or a long body line, are not.
+TEST(DataReader, HeaderFieldLongerThanTheLimit) {
+    auto too_long = [](const std::string& message) {
+        DataReader reader({.max_size = 1ull << 30, .max_received = 50, .max_header = 1000});
+        std::string out;
+        Status status;
+        EXPECT_EQ(reader.consume(message, out, status), message.size());
+        EXPECT_EQ(status, Status::done);
+        return reader.header_too_long();
+    };
+    const std::string at_limit = "X-Big: " + std::string(1000 - 9, 'y') + "\r\n";  // 1000 with CRLF
+    EXPECT_FALSE(too_long(at_limit + "\r\nbody\r\n.\r\n"));
+    EXPECT_TRUE(too_long("X-Big: y" + at_limit.substr(7) + "\r\nbody\r\n.\r\n"));
+    std::string folded = "X-Long: start\r\n";
+    for (int i = 0; i < 400; ++i) folded += " c\r\n";
+    EXPECT_TRUE(too_long(folded + "\r\nbody\r\n.\r\n"));
+    std::string many;
+    for (int i = 0; i < 400; ++i) many += "X-N: c\r\n";
+    EXPECT_FALSE(too_long(many + "\r\nbody\r\n.\r\n"));
+    EXPECT_FALSE(too_long("Subject: x\r\n\r\n" + std::string(5000, 'z') + "\r\n.\r\n"));
+    EXPECT_TRUE(too_long("X-Big: " + std::string(1 << 20, 'y') + "\r\n\r\n.\r\n"));
+}
+
 // Headers end at the first empty line, even one that ended in a bare LF.
 TEST(DataReader, HeaderSectionEndsAtEmptyLine) {
     const std::string input = "Subject: x\n\nReceived: body\r\n.\r\n";
