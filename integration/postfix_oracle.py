@@ -290,14 +290,15 @@ class PostfixOracle:
         _wait_group_gone(pid, 5)
 
     # -- mail ----------------------------------------------------------------------------
-    def inject(self, sender: str, recipients: list[str], body: bytes | None = None) -> str:
+    def inject(self, sender: str, recipients: list[str], body: bytes | None = None,
+               mail_options: list[str] | None = None) -> str:
         """Submits one message to the instance's smtpd; returns Postfix's queue id."""
         body = body or (b"From: <%s>\r\nTo: <%s>\r\nSubject: oracle test\r\n\r\nhello\r\n"
                         % (sender.encode(), recipients[0].encode()))
         with smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.tlsrelay.invalid",
                           timeout=30) as s:
             s.ehlo()
-            code, msg = s.mail(sender)
+            code, msg = s.mail(sender, list(mail_options or []))
             assert code == 250, f"MAIL: {code} {msg!r}"
             for r in recipients:
                 code, msg = s.rcpt(r)
@@ -346,7 +347,7 @@ class PostfixOracle:
         self.start()
         try:
             qid = self.inject(case.get("sender", "sender@client.tlsrelay.invalid"),
-                              list(case["recipients"]), case.get("body"))
+                              list(case["recipients"]), case.get("body"), case.get("mail_options"))
             return self.wait_status(qid, list(case["recipients"]), timeout)
         finally:
             self.stop()

@@ -68,6 +68,7 @@ class Scenario:
     transport: dict[str, str] = field(default_factory=dict)
     sender: str = DEFAULT_SENDER
     body: bytes | None = None
+    mail_options: list[str] = field(default_factory=list)   # e.g. ["SMTPUTF8"]
     postfix_only: list[str] = field(default_factory=list)
     relay: dict = field(default_factory=dict)
     timeout: float = 60.0
@@ -185,6 +186,7 @@ def run_postfix(scenario: Scenario | dict, world: World | None = None) -> Outcom
         sc = b.scenario
         oracle = PostfixOracle(b.world, b.dns, name=f"postfix-{len(list(b.world.root.iterdir()))}")
         case = {"recipients": sc.recipients, "sender": sc.sender, "body": sc.body,
+                "mail_options": sc.mail_options,
                 "main": {k: b.fill(str(v)) for k, v in sc.main.items()},
                 "policy": [b.fill(l) for l in sc.policy],
                 "transport": {b.fill(k): b.fill(v) for k, v in sc.transport.items()}}
@@ -285,7 +287,7 @@ def run_tlsrelay(scenario: Scenario | dict, world: World | None = None) -> Outco
         with smtplib.SMTP(relay.host, relay.port, local_hostname="client.tlsrelay.invalid",
                           timeout=30) as s:
             s.ehlo()
-            code, msg = s.mail(sc.sender)
+            code, msg = s.mail(sc.sender, list(sc.mail_options))
             assert code == 250, f"MAIL: {code} {msg!r}"
             for r in sc.recipients:
                 code, msg = s.rcpt(r)

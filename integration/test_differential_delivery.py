@@ -178,6 +178,24 @@ SCENARIOS: dict[str, list[dict]] = {
         dict(name="ehlo-dropped-defers", behaviour={"drop": ["EHLO"]},
              expect=("deferred", "4.4.2", f"lost connection with {PEER} while performing the EHLO handshake")),
     ],
+    # SMTPUTF8 (RFC 6531) requested by the client, and a server with or without it.
+    "Smtputf8": [
+        dict(name="requested-ascii-envelope-and-headers", mail_options=["SMTPUTF8"], expect=SENT),
+        dict(name="utf8-recipient-not-offered", mail_options=["SMTPUTF8"], recipients=["j\u00fcrgen@example.test"],
+             expect=("bounced", "5.6.7", f"SMTPUTF8 is required, but was not offered by host {PEER}")),
+        dict(name="utf8-recipient-offered", mail_options=["SMTPUTF8"], recipients=["j\u00fcrgen@example.test"],
+             behaviour={"extensions": ["SMTPUTF8"]}, expect=SENT),
+        dict(name="utf8-sender-not-offered", mail_options=["SMTPUTF8"], sender="j\u00fcrgen@client.tlsrelay.invalid",
+             expect=("bounced", "5.6.7", f"SMTPUTF8 is required, but was not offered by host {PEER}")),
+        dict(name="utf8-subject-not-offered", mail_options=["SMTPUTF8"],
+             body="From: <s@client.tlsrelay.invalid>\r\nSubject: Gr\u00fc\u00dfe\r\n\r\nhello\r\n".encode(),
+             expect=("bounced", "5.6.7", f"SMTPUTF8 is required, but was not offered by host {PEER}")),
+        dict(name="utf8-body-only-not-offered", mail_options=["SMTPUTF8"],
+             body="From: <s@client.tlsrelay.invalid>\r\nSubject: hi\r\n\r\nGr\u00fc\u00dfe\r\n".encode(),
+             expect=SENT),
+        dict(name="utf8-subject-not-requested", body="From: <s@client.tlsrelay.invalid>\r\nSubject: Gr\u00fc\u00dfe\r\n\r\nhi\r\n".encode(),
+             expect=SENT),
+    ],
 }
 
 define_groups(globals(), SCENARIOS)

@@ -166,7 +166,7 @@ asio::awaitable<SessionOutcome> one_session(DeliveryContext& ctx, const Target& 
                                                             : ctx.config.delivery.helo_name;
     out.conn = std::make_unique<smtp::ClientConnection>(std::move(*socket), server, opts);
     results.clear();
-    out.failure = co_await out.conn->open(plan);
+    out.failure = co_await out.conn->open(plan, msg.needs_smtputf8);
     if (!out.failure) {
         out.past_tls = true;
         out.failure = co_await out.conn->send(msg, results);
@@ -178,7 +178,8 @@ smtp::OutboundMessage outbound(const Attempt& at, const std::vector<std::size_t>
                                const std::string& content) {
     std::vector<std::string> rcpts;
     for (auto i : pending) rcpts.push_back(at.env.recipients[i].address);
-    return smtp::OutboundMessage{at.env.sender, rcpts, &content, at.env.smtputf8, at.env.eight_bit};
+    bool needs = smtp::needs_smtputf8(at.env.smtputf8, at.env.sender, rcpts, content);
+    return smtp::OutboundMessage{at.env.sender, rcpts, &content, at.env.smtputf8, at.env.eight_bit, needs};
 }
 
 // After a transaction: keep the connection for the next message to this next hop,

@@ -220,7 +220,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::ehlo() {
     co_return refused(*r, "host " + server_.name_addr() + " refused to talk to me: " + r->text());
 }
 
-asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& plan) {
+asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& plan, bool needs_smtputf8) {
     auto greeting = co_await read_reply("receiving the initial server greeting");
     if (!greeting) co_return lost("receiving the initial server greeting");
     greeting_ = *greeting;
@@ -235,6 +235,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::open(const TlsPlan& pl
         co_return f;
     }
     if (auto f = co_await ehlo()) co_return f;
+    if (needs_smtputf8 && !caps_.smtputf8) co_return smtputf8_not_offered();
     if (plan.level != tls::Level::none) {
         if (auto f = co_await start_tls(plan)) co_return f;
     }

@@ -85,9 +85,16 @@ struct OutboundMessage {
     std::string sender;
     std::vector<std::string> recipients;
     const std::string* content = nullptr;  // stored form: CRLF lines, not dot-stuffed
-    bool smtputf8 = false;
+    bool smtputf8 = false;       // the client asked for SMTPUTF8 (MAIL FROM ... SMTPUTF8)
     bool eight_bit = false;
+    bool needs_smtputf8 = false; // and the envelope or header section holds UTF-8
 };
+
+// Postfix's rule (cleanup, smtp_proto.c): a message needs SMTPUTF8 at the next server
+// only when the client asked for it and the sender, a recipient or the header section
+// is not ASCII; otherwise it goes to a server without SMTPUTF8 as it is.
+bool needs_smtputf8(bool requested, std::string_view sender, const std::vector<std::string>& recipients,
+                    std::string_view content);
 
 struct RecipientResult {
     enum class State { pending, sent, soft, hard } state = State::pending;
@@ -100,7 +107,9 @@ public:
     ~ClientConnection();
 
     // Greeting, EHLO, STARTTLS per plan, EHLO again. nullopt: ready for mail.
-    boost::asio::awaitable<std::optional<Failure>> open(const TlsPlan& plan);
+    // needs_smtputf8: fail with 5.6.7 right after EHLO, before STARTTLS, when the server
+    // does not offer SMTPUTF8 (as Postfix's smtp_helo does).
+    boost::asio::awaitable<std::optional<Failure>> open(const TlsPlan& plan, bool needs_smtputf8 = false);
     // One transaction; results[i] is for message.recipients[i]. A Failure means the
     // connection is no longer usable or the whole transaction failed at once.
     boost::asio::awaitable<std::optional<Failure>> send(const OutboundMessage& message,
@@ -128,6 +137,7 @@ private:
     boost::asio::awaitable<std::optional<Failure>> start_tls(const TlsPlan& plan);
     Failure lost(const char* what) const;
     Failure message_refused(const ServerReply& r, const char* command) const;
+    Failure smtputf8_not_offered() const;
 
     boost::asio::ip::tcp::socket socket_;
     std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;

@@ -2,6 +2,8 @@
 // offers PIPELINING (RFC 2920), with Postfix's texts for each kind of failure.
 #include "smtp/client_session.hpp"
 
+#include <algorithm>
+
 namespace tlsrelay::smtp {
 
 namespace asio = boost::asio;
@@ -13,11 +15,28 @@ std::string mail_command(const OutboundMessage& m, const Capabilities& caps) {
     std::string line = "MAIL FROM:<" + m.sender + ">";
     if (caps.size) line += " SIZE=" + std::to_string(m.content->size());
     if (m.eight_bit && caps.eight_bit_mime) line += " BODY=8BITMIME";
-    if (m.smtputf8) line += " SMTPUTF8";
+    if (m.smtputf8 && caps.smtputf8) line += " SMTPUTF8";
     return line;
 }
 
 }  // namespace
+
+bool needs_smtputf8(bool requested, std::string_view sender, const std::vector<std::string>& recipients,
+                    std::string_view content) {
+    if (!requested) return false;
+    auto ascii = [](std::string_view s) {
+        return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    };
+    std::size_t end = content.starts_with("\r\n") ? 0 : content.find("\r\n\r\n");
+    std::string_view headers = content.substr(0, end);
+    return !ascii(sender) || !ascii(headers) ||
+           !std::all_of(recipients.begin(), recipients.end(), [&](const std::string& r) { return ascii(r); });
+}
+
+Failure ClientConnection::smtputf8_not_offered() const {
+    return Failure{"5.6.7", "SMTPUTF8 is required, but was not offered by host " + server_.name_addr(), true,
+                   false};
+}
 
 Failure ClientConnection::message_refused(const ServerReply& r, const char* command) const {
     Failure f = refused(r, said(server_, r, command));
@@ -32,9 +51,7 @@ asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMes
         co_return Failure{"5.3.4", "message size " + std::to_string(m.content->size()) +
                                        " exceeds size limit " + std::to_string(*caps_.size) +
                                        " of server " + server_.name_addr(), true, false};
-    if (m.smtputf8 && !caps_.smtputf8)
-        co_return Failure{"5.6.7", "SMTPUTF8 is required, but was not offered by host " +
-                                       server_.name_addr(), true, false};
+    if (m.needs_smtputf8 && !caps_.smtputf8) co_return smtputf8_not_offered();
     const bool pipe = caps_.pipelining;
     std::vector<std::string> lines{mail_command(m, caps_)};
     for (const auto& r : m.recipients) lines.push_back("RCPT TO:<" + r + ">");

@@ -164,6 +164,18 @@ TEST(Refused, ProtocolErrorWhenTheDsnIsNoFailure) {
     EXPECT_EQ(f.reason, "r");
 }
 
+TEST(Smtputf8, NeededOnlyWhenAskedForAndTheEnvelopeOrHeadersAreNotAscii) {
+    const std::string ascii = "Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";  // UTF-8 in the body only
+    const std::string header = "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n\r\nhi\r\n";
+    const std::vector<std::string> plain{"a@example.test"}, utf8{"j\xc3\xbcrgen@example.test"};
+    EXPECT_FALSE(needs_smtputf8(true, "s@example.test", plain, ascii));
+    EXPECT_TRUE(needs_smtputf8(true, "s@example.test", plain, header));
+    EXPECT_TRUE(needs_smtputf8(true, "s@example.test", utf8, ascii));
+    EXPECT_TRUE(needs_smtputf8(true, "j\xc3\xbcrgen@example.test", plain, ascii));
+    EXPECT_FALSE(needs_smtputf8(false, "s@example.test", utf8, header));  // not asked for
+    EXPECT_FALSE(needs_smtputf8(true, "s@example.test", plain, "\r\nGr\xc3\xbc\r\n"));  // no header section
+}
+
 TEST(Ehlo, Capabilities) {
     ReplyParser p;
     ReplyParser::Status st;
