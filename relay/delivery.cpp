@@ -196,9 +196,14 @@ asio::awaitable<void> release(DeliveryContext& ctx, const std::string& key,
 }
 
 // Postfix 1.4: a failed handshake at "may" is retried in plaintext once the message
-// has waited minimal_backoff_time (our retry_min) before this attempt.
+// has waited minimal_backoff_time (our retry_min) before this attempt. Postfix
+// (smtp.h PREACTIVE_DELAY) subtracts whole seconds, arrival and start each truncated:
+// a retry 0.99 s after an arrival late in its second counts as one second.
 bool plaintext_retry_ok(const DeliveryContext& ctx, const Attempt& at, const smtp::TlsPlan& plan) {
-    return plan.level == tls::Level::may && at.start - at.arrival >= ctx.config.queue.retry_min;
+    using std::chrono::floor;
+    using std::chrono::seconds;
+    auto waited = floor<seconds>(at.start.time_since_epoch()) - floor<seconds>(at.arrival.time_since_epoch());
+    return plan.level == tls::Level::may && waited >= ctx.config.queue.retry_min;
 }
 
 // TLS-RPT: tells the observer what one server of a group showed. domain is "" unless
