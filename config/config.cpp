@@ -43,6 +43,12 @@ public:
                 bad_type(key, n, "a string");
         });
     }
+    // A path that must name something: "" is a bad value, not "unset".
+    void required_path(std::string_view key, std::filesystem::path& out) {
+        path(key, out);
+        if (out.empty())
+            with(key, [&](const toml::node& n) { bad_value(key, n, "must not be empty"); });
+    }
     void path(std::string_view key, std::filesystem::path& out) {
         std::string s;
         bool present = false;
@@ -178,7 +184,7 @@ void read_server(Context& ctx, Section& s, ServerConfig& out) {
 }
 
 void read_queue(Section& s, QueueConfig& out) {
-    s.path("dir", out.dir);
+    s.required_path("dir", out.dir);
     s.duration("max_lifetime", out.max_lifetime);
     s.duration("retry_min", out.retry_min);
     s.duration("retry_max", out.retry_max);

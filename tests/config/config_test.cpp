@@ -146,6 +146,7 @@ TEST(Config, ProblemsNameLineAndKey) {
         {"[watch]\nexpiry_warning = \"soon\"\n", 2, "\"watch.expiry_warning\" is not a duration"},
         {"[watch]\n\ninterval = 60\n", 3, "\"watch.interval\" must be a duration"},
         {"[watch]\nexpiry = \"1d\"\n", 2, "unknown key \"watch.expiry\""},
+        {"[queue]\ndir = \"\"\n", 2, "\"queue.dir\" must not be empty"},  // found by fuzz_config
         {"[server\n", 1, ""},  // TOML syntax error
     };
     for (const auto& c : cases) {
