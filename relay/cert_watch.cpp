@@ -4,6 +4,8 @@
 
 #include <ctime>
 
+#include "support/log.hpp"
+
 namespace tlsrelay::relay {
 
 namespace {
@@ -41,12 +43,7 @@ std::string expiry_distance(std::int64_t not_after, std::int64_t now) {
 }
 
 std::string certificate_time(std::int64_t unix_seconds) {
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%b %e %H:%M:%S %Y GMT", &tm);
-    return buf;
+    return support::utc_time(unix_seconds, "%b %e %H:%M:%S %Y GMT");
 }
 
 std::optional<std::int64_t> not_after_of(X509* cert) {

@@ -29,12 +29,7 @@ std::optional<TxtRecord> parse_txt_record(std::string_view text) {
 }
 
 RecordChoice choose_txt_record(const std::vector<std::string>& records) {
-    std::string problem;
-    auto one = single_record(records, version, problem);
-    if (!one) return {std::nullopt, problem};
-    auto record = parse_txt_record(*one);
-    if (!record) return {std::nullopt, "malformed TXT record \"" + printable(*one) + "\""};
-    return {record, ""};
+    return choose_record<RecordChoice>(records, version, [](std::string_view r) { return parse_txt_record(r); });
 }
 
 }  // namespace tlsrelay::sts

@@ -62,12 +62,7 @@ std::optional<RptRecord> parse_rpt_record(std::string_view text) {
 }
 
 RptRecordChoice choose_rpt_record(const std::vector<std::string>& records) {
-    std::string problem;
-    auto one = single_record(records, version, problem);
-    if (!one) return {std::nullopt, problem};
-    auto record = parse_rpt_record(*one);
-    if (!record) return {std::nullopt, "malformed TXT record \"" + printable(*one) + "\""};
-    return {record, ""};
+    return choose_record<RptRecordChoice>(records, version, [](std::string_view r) { return parse_rpt_record(r); });
 }
 
 std::string describe(const RptRecord& record) {

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "sts/text.hpp"
+#include "support/log.hpp"
 
 namespace tlsrelay::sts {
 namespace {
@@ -178,14 +179,7 @@ std::int64_t utc_day_begin(std::int64_t t) {
     return day * 86400;
 }
 
-std::string rfc3339(std::int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
+std::string rfc3339(std::int64_t t) { return support::utc_time(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
 std::string serialize(const RptPeriod& period) {
     std::string out = std::string(magic) + "\n" + escape(period.domain) + "\t" +

@@ -45,4 +45,15 @@ bool extension_field(std::string_view name, std::string_view value);
 std::optional<std::string_view> single_record(const std::vector<std::string>& records,
                                               std::string_view version, std::string& problem);
 
+// single_record, then parse on it: Choice{record, ""}, or Choice{nullopt, why not}.
+template <class Choice, class Parse>
+Choice choose_record(const std::vector<std::string>& records, std::string_view version, Parse parse) {
+    std::string problem;
+    auto one = single_record(records, version, problem);
+    if (!one) return {std::nullopt, problem};
+    auto record = parse(*one);
+    if (!record) return {std::nullopt, "malformed TXT record \"" + printable(*one) + "\""};
+    return {std::move(record), ""};
+}
+
 }  // namespace tlsrelay::sts

@@ -138,4 +138,12 @@ std::string printable_utf8(std::string_view text) {
     return out;
 }
 
+std::string utc_time(std::int64_t unix_seconds, const char* format) {
+    std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    return std::string(buf, std::strftime(buf, sizeof buf, format, &tm));
+}
+
 }  // namespace tlsrelay::support

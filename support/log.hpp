@@ -3,6 +3,7 @@
 // safe from any thread.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,9 @@ std::string printable(std::string_view text);
 // continuation bytes, together with all of them (a loose check: truncated or surrogate
 // sequences pass, as in Postfix); every other byte becomes '?'.
 std::string printable_utf8(std::string_view text);
+
+// unix_seconds as UTC through strftime's format, e.g. "%Y-%m-%dT%H:%M:%SZ".
+std::string utc_time(std::int64_t unix_seconds, const char* format);
 
 // A JSON string literal for text (quotes included); control characters escaped.
 std::string json_string(std::string_view text);
