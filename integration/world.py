@@ -262,6 +262,9 @@ class Relay:
         self.preexec = None  # runs in the child before exec, e.g. to set a resource limit
         self.env = dict(os.environ)  # its environment (the sanitizer options are added)
         self.report_dir = self.dir  # where sanitizer reports go: writable by the relay's user
+        # Benchmarks set this: stderr goes to a file (as Postfix logs to its maillog) and is
+        # read back in bulk, so the relay never waits on a pipe reader woken once a line.
+        self.log_file: Path | None = None
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -281,12 +284,22 @@ class Relay:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.write_config()
         mark = self.log_mark()
-        self.proc = popen_sanitized(
-            [relay_binary(), "serve", "--config", self.config_path], self.report_dir,
-            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=self.preexec, env=self.env)
+        sink = open(self.log_file, "ab") if self.log_file else subprocess.PIPE
+        start_offset = sink.tell() if self.log_file else 0
+        try:
+            self.proc = popen_sanitized(
+                [relay_binary(), "serve", "--config", self.config_path], self.report_dir,
+                cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=sink, start_new_session=True, preexec_fn=self.preexec, env=self.env)
+        finally:
+            if self.log_file:
+                sink.close()
         self.starts += 1
-        self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
+        if self.log_file:
+            self._reader = threading.Thread(target=self._tail_log_file,
+                                            args=(self.proc, start_offset), daemon=True)
+        else:
+            self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
         self._reader.start()
         if not self.wait_for_log(r"daemon started", timeout=timeout, since=mark, fail=False):
             code = self.proc.poll()
@@ -302,6 +315,28 @@ class Relay:
             with self._log_cond:
                 self._log.append(line)
                 self._log_cond.notify_all()
+        with self._log_cond:
+            self._log_cond.notify_all()
+
+    def _tail_log_file(self, proc: subprocess.Popen, offset: int) -> None:
+        """The log_file twin of _read_stderr: reads what was appended, in bulk, every
+        50 ms until the relay has exited and everything it wrote has been read."""
+        with open(self.log_file, "rb") as f:
+            f.seek(offset)
+            pending = b""
+            while True:
+                exited = proc.poll() is not None
+                data = f.read()
+                if data:
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    with self._log_cond:
+                        self._log.extend(x.decode("utf-8", "replace") for x in lines)
+                        self._log_cond.notify_all()
+                elif exited:
+                    break
+                else:
+                    time.sleep(0.05)  # a file has no readiness to wait on
         with self._log_cond:
             self._log_cond.notify_all()
 
