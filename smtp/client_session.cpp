@@ -1,7 +1,7 @@
 #include "smtp/client_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -11,7 +11,6 @@
 namespace tlsrelay::smtp {
 
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 
 std::string ServerId::name_addr() const { return hostname + "[" + address.to_string() + "]"; }
 std::string ServerId::name_addr_port() const { return name_addr() + ":" + std::to_string(port); }
@@ -99,7 +98,7 @@ ClientConnection::ClientConnection(asio::ip::tcp::socket socket, ServerId server
     : socket_(std::move(socket)),
       server_(std::move(server)),
       options_(std::move(options)),
-      timer_(socket_.get_executor()) {}
+      deadline_(socket_.get_executor()) {}
 
 ClientConnection::~ClientConnection() {
     boost::system::error_code ignored;
@@ -123,43 +122,45 @@ Failure ClientConnection::lost(const char* what) const {
 
 namespace {
 
-using Timer = asio::steady_timer;
-
-// One write or read on whichever stream is current, raced against the deadline.
-// Returns false on error or timeout (timed_out set for the latter).
+// One write or read on whichever stream is current, bound to the connection's
+// deadline. Returns false on error or timeout (timed_out set for the latter).
 template <class Stream>
-asio::awaitable<bool> write_on(Stream& s, Timer& timer, asio::const_buffer buf, bool& timed_out) {
-    auto tok = asio::as_tuple(asio::use_awaitable);
-    auto r = co_await (asio::async_write(s, buf, tok) || timer.async_wait(tok));
-    if (r.index() == 1) {
+asio::awaitable<bool> write_on(Stream& s, support::Deadline& deadline, asio::const_buffer buf, bool& timed_out) {
+    if (deadline.passed()) {
         timed_out = true;
         co_return false;
     }
-    co_return !std::get<0>(std::get<0>(r));
+    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    auto cancel = deadline.forward(state.slot());
+    auto [ec, n] = co_await asio::async_write(s, buf, deadline.bind(asio::as_tuple(asio::use_awaitable)));
+    if (deadline.timed_out(ec)) timed_out = true;
+    co_return !ec;
 }
 
 template <class Stream>
-asio::awaitable<std::size_t> read_on(Stream& s, Timer& timer, asio::mutable_buffer buf, bool& timed_out) {
-    auto tok = asio::as_tuple(asio::use_awaitable);
-    auto r = co_await (s.async_read_some(buf, tok) || timer.async_wait(tok));
-    if (r.index() == 1) {
+asio::awaitable<std::size_t> read_on(Stream& s, support::Deadline& deadline, asio::mutable_buffer buf,
+                                     bool& timed_out) {
+    if (deadline.passed()) {
         timed_out = true;
         co_return 0;
     }
-    auto [ec, n] = std::get<0>(r);
+    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    auto cancel = deadline.forward(state.slot());
+    auto [ec, n] = co_await s.async_read_some(buf, deadline.bind(asio::as_tuple(asio::use_awaitable)));
+    if (deadline.timed_out(ec)) timed_out = true;
     co_return ec ? 0 : n;
 }
 
 }  // namespace
 
 asio::awaitable<bool> ClientConnection::write(std::string_view data, const char* /*what*/) {
-    timer_.expires_after(options_.command_timeout);
+    deadline_.expires_after(options_.command_timeout);
     auto buf = asio::buffer(data.data(), data.size());
     bool ok = false;  // (no co_await inside ?:, see client_transaction.cpp)
     if (tls_)
-        ok = co_await write_on(*tls_, timer_, buf, timed_out_);
+        ok = co_await write_on(*tls_, deadline_, buf, timed_out_);
     else
-        ok = co_await write_on(socket_, timer_, buf, timed_out_);
+        ok = co_await write_on(socket_, deadline_, buf, timed_out_);
     if (!ok) usable_ = false;
     co_return ok;
 }
@@ -178,13 +179,13 @@ asio::awaitable<std::optional<ServerReply>> ClientConnection::read_reply(const c
             }
         }
         char chunk[4096];
-        timer_.expires_at(deadline);
+        deadline_.expires_at(deadline);
         auto buf = asio::buffer(chunk);
         std::size_t n = 0;
         if (tls_)
-            n = co_await read_on(*tls_, timer_, buf, timed_out_);
+            n = co_await read_on(*tls_, deadline_, buf, timed_out_);
         else
-            n = co_await read_on(socket_, timer_, buf, timed_out_);
+            n = co_await read_on(socket_, deadline_, buf, timed_out_);
         if (n == 0) break;
         in_.append(chunk, n);
     }
@@ -275,11 +276,13 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
         usable_ = false;
         co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};
     }
-    timer_.expires_after(options_.command_timeout);
-    auto tok = asio::as_tuple(asio::use_awaitable);
-    auto hs = co_await (tls_->async_handshake(asio::ssl::stream_base::client, tok) || timer_.async_wait(tok));
-    if (hs.index() == 1 || std::get<0>(std::get<0>(hs))) {
-        std::string why = hs.index() == 1 ? "timeout" : std::get<0>(std::get<0>(hs)).message();
+    deadline_.expires_after(options_.command_timeout);
+    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    auto cancel = deadline_.forward(state.slot());
+    auto [hs] = co_await tls_->async_handshake(asio::ssl::stream_base::client,
+                                               deadline_.bind(asio::as_tuple(asio::use_awaitable)));
+    if (hs) {
+        std::string why = deadline_.timed_out(hs) ? "timeout" : hs.message();
         support::log_info("smtp", "SSL_connect error to " + server_.tls_name_addr_port() + ": " + why);
         usable_ = false;
         co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};

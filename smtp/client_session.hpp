@@ -8,7 +8,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "smtp/reply_parser.hpp"
+#include "support/deadline.hpp"
 #include "tls/level.hpp"
 
 namespace tlsrelay::smtp {
@@ -143,7 +143,7 @@ private:
     std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
     ServerId server_;
     ClientOptions options_;
-    boost::asio::steady_timer timer_;
+    support::Deadline deadline_;
     std::string in_;
     ReplyParser parser_;
     Capabilities caps_;

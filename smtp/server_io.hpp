@@ -6,9 +6,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <string>
@@ -16,6 +15,7 @@
 #include "smtp/data_reader.hpp"
 #include "smtp/line_reader.hpp"
 #include "smtp/server_session.hpp"
+#include "support/deadline.hpp"
 #include "support/log.hpp"
 
 namespace tlsrelay::smtp {
@@ -25,10 +25,10 @@ namespace detail {
 using boost::asio::awaitable;
 using Clock = std::chrono::steady_clock;
 
-// Input and output buffers plus the timer shared by every wait of one connection.
+// Input and output buffers plus the deadline shared by every wait of one connection.
 struct Io {
-    explicit Io(const boost::asio::any_io_executor& ex) : timer(ex) {}
-    boost::asio::steady_timer timer;
+    explicit Io(const boost::asio::any_io_executor& ex) : deadline(ex) {}
+    support::Deadline deadline;
     std::string in;
     std::size_t pos = 0;  // consumed prefix of in
     std::string out;      // replies not yet written
@@ -42,39 +42,42 @@ struct Io {
 
 enum class Wait { ok, timeout, failed };
 
+// What an operation bound to io.deadline ended with.
+inline Wait outcome(const Io& io, const boost::system::error_code& ec) {
+    if (!ec) return Wait::ok;
+    return io.deadline.timed_out(ec) ? Wait::timeout : Wait::failed;
+}
+
 template <class Stream>
 awaitable<Wait> flush(Stream& stream, Io& io, Clock::time_point deadline) {
-    using namespace boost::asio::experimental::awaitable_operators;
     if (io.out.empty()) co_return Wait::ok;
-    io.timer.expires_at(deadline);
-    auto tok = boost::asio::as_tuple(boost::asio::use_awaitable);
-    auto result = co_await (boost::asio::async_write(stream, boost::asio::buffer(io.out), tok) ||
-                            io.timer.async_wait(tok));
-    if (result.index() == 1) co_return Wait::timeout;
-    io.out.clear();
-    co_return std::get<0>(std::get<0>(result)) ? Wait::failed : Wait::ok;
+    io.deadline.expires_at(deadline);
+    if (io.deadline.passed()) co_return Wait::timeout;
+    boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
+    auto cancel = io.deadline.forward(state.slot());
+    auto tok = io.deadline.bind(boost::asio::as_tuple(boost::asio::use_awaitable));
+    auto [ec, n] = co_await boost::asio::async_write(stream, boost::asio::buffer(io.out), tok);
+    Wait w = outcome(io, ec);
+    if (w == Wait::ok) io.out.clear();
+    co_return w;
 }
 
 template <class Stream>
 awaitable<Wait> read_more(Stream& stream, Io& io, Clock::time_point deadline) {
-    using namespace boost::asio::experimental::awaitable_operators;
     if (auto w = co_await flush(stream, io, deadline); w != Wait::ok) co_return w;
     if (io.pos == io.in.size()) io.discard_input();
+    io.deadline.expires_at(deadline);
+    if (io.deadline.passed()) co_return Wait::timeout;
     constexpr std::size_t chunk = 4096;
     std::size_t old = io.in.size();
     io.in.resize(old + chunk);
-    io.timer.expires_at(deadline);
-    auto tok = boost::asio::as_tuple(boost::asio::use_awaitable);
-    auto result = co_await (
-        stream.async_read_some(boost::asio::buffer(io.in.data() + old, chunk), tok) ||
-        io.timer.async_wait(tok));
-    if (result.index() == 1) {
-        io.in.resize(old);
-        co_return Wait::timeout;
-    }
-    auto [ec, n] = std::get<0>(result);
-    io.in.resize(old + n);
-    co_return ec ? Wait::failed : Wait::ok;
+    boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
+    auto cancel = io.deadline.forward(state.slot());
+    auto tok = io.deadline.bind(boost::asio::as_tuple(boost::asio::use_awaitable));
+    auto [ec, n] = co_await stream.async_read_some(boost::asio::buffer(io.in.data() + old, chunk), tok);
+    Wait w = outcome(io, ec);
+    io.in.resize(old + (w == Wait::timeout ? 0 : n));
+    co_return w;
 }
 
 // Reads the message text after 354 into the session's message; returns false if
@@ -159,15 +162,14 @@ boost::asio::awaitable<void> serve_session(Stream& stream, SessionCore& core,
         co_return;
     io.discard_input();  // plaintext sent after STARTTLS must not count as encrypted
     boost::asio::ssl::stream<Stream&> secure(stream, *tls);
-    using namespace boost::asio::experimental::awaitable_operators;
-    io.timer.expires_after(opt.command_timeout);
-    auto tok = boost::asio::as_tuple(boost::asio::use_awaitable);
-    auto result = co_await (secure.async_handshake(boost::asio::ssl::stream_base::server, tok) ||
-                            io.timer.async_wait(tok));
-    if (result.index() == 1 || std::get<0>(std::get<0>(result))) {
+    io.deadline.expires_after(opt.command_timeout);
+    boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
+    auto cancel = io.deadline.forward(state.slot());
+    auto tok = io.deadline.bind(boost::asio::as_tuple(boost::asio::use_awaitable));
+    auto [ec] = co_await secure.async_handshake(boost::asio::ssl::stream_base::server, tok);
+    if (ec) {
         support::log_info("smtpd", "SSL_accept error from " + core.client() + ": " +
-                                       (result.index() == 1 ? std::string("timeout")
-                                                            : std::get<0>(std::get<0>(result)).message()));
+                                       (io.deadline.timed_out(ec) ? std::string("timeout") : ec.message()));
         core.on_tls_failed();
         co_return;
     }
