@@ -27,7 +27,7 @@ using queue::test::files_in;
 class SpoolSession {
 public:
     SpoolSession(queue::Spool& spool, std::atomic<int>& committed)
-        : sink_(spool, disk_, [&committed](const queue::Envelope&) { ++committed; }),
+        : sink_(spool, disk_, [&committed](const queue::Envelope&, std::optional<std::string>) { ++committed; }),
           server_(io_), client_(io_) {
         asio::local::connect_pair(server_, client_);
         timeval tv{10, 0};
