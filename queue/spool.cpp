@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "queue/format.hpp"
 #include "queue/spool_core.hpp"
@@ -75,6 +76,7 @@ private:
     std::error_code retire(const std::string& id) override;
 
     std::shared_ptr<SpoolCore> core_;
+    mutable std::atomic<bool> not_root_{false};
 };
 
 std::uint64_t FsSpool::free_bytes() const {
@@ -205,9 +207,16 @@ std::error_code FsSpool::set_held(const std::string& id, bool held) {
 // placed by an administrator is made durable.
 // `queue hold` run as root on the spool of a daemon that dropped privileges: the state
 // file it writes must stay readable by that daemon, so it gets the directory's owner.
+// A process that is not root never becomes root again here (the daemon gives it up with
+// setuid()), so the question is asked until the first "no" only.
 void FsSpool::give_to_spool_owner(int fd) const {
+    if (not_root_.load(std::memory_order_relaxed)) return;
+    if (::geteuid() != 0) {
+        not_root_.store(true, std::memory_order_relaxed);
+        return;
+    }
     struct stat dir {};
-    if (::geteuid() != 0 || ::fstat(core_->state_fd.get(), &dir) != 0 || dir.st_uid == 0) return;
+    if (::fstat(core_->state_fd.get(), &dir) != 0 || dir.st_uid == 0) return;
     if (::fchown(fd, dir.st_uid, dir.st_gid) != 0)
         support::log_warning("queue", "cannot give a state file to the spool's owner");
 }
