@@ -76,7 +76,7 @@ private:
     std::error_code retire(const std::string& id) override;
 
     std::shared_ptr<SpoolCore> core_;
-    mutable std::atomic<bool> not_root_{false};
+    mutable std::atomic<bool> nothing_to_give_{false};
 };
 
 std::uint64_t FsSpool::free_bytes() const {
@@ -207,16 +207,18 @@ std::error_code FsSpool::set_held(const std::string& id, bool held) {
 // placed by an administrator is made durable.
 // `queue hold` run as root on the spool of a daemon that dropped privileges: the state
 // file it writes must stay readable by that daemon, so it gets the directory's owner.
-// A process that is not root never becomes root again here (the daemon gives it up with
-// setuid()), so the question is asked until the first "no" only.
+// Nothing to give, once found, stays so for the process: one that is not root never
+// becomes root again (the daemon gives root up with setuid()), and a root-owned spool
+// is only handed to a user by a daemon about to drop root (give_spool_to).
 void FsSpool::give_to_spool_owner(int fd) const {
-    if (not_root_.load(std::memory_order_relaxed)) return;
-    if (::geteuid() != 0) {
-        not_root_.store(true, std::memory_order_relaxed);
+    if (nothing_to_give_.load(std::memory_order_relaxed)) return;
+    struct stat dir {};
+    bool root = ::geteuid() == 0;
+    if (root && ::fstat(core_->state_fd.get(), &dir) != 0) return;
+    if (!root || dir.st_uid == 0) {
+        nothing_to_give_.store(true, std::memory_order_relaxed);
         return;
     }
-    struct stat dir {};
-    if (::fstat(core_->state_fd.get(), &dir) != 0 || dir.st_uid == 0) return;
     if (::fchown(fd, dir.st_uid, dir.st_gid) != 0)
         support::log_warning("queue", "cannot give a state file to the spool's owner");
 }
