@@ -104,8 +104,12 @@ struct Check {
 // Full validation of an open message file: every record and both hashes. Appends the
 // content to *content unless it is null.
 Check read_message(int fd, Envelope& envelope, std::string* content);
-// Cheap read: end record, header and envelope (with its hash); the content is not read.
+// Cheap read: end record, header and envelope (with its hash); the content is not read
+// (a file of at most chunk_size bytes is read whole, in one call).
 Check read_envelope(int fd, Envelope& envelope);
+// The same for a file whose size the caller has just taken (fstat).
+Check read_message(int fd, std::uint64_t size, Envelope& envelope, std::string* content);
+Check read_envelope(int fd, std::uint64_t size, Envelope& envelope);
 
 // A whole state file for the delivery state in `envelope`.
 std::string encode_state(const Envelope& envelope);

@@ -27,11 +27,14 @@ struct Footer {
     std::string file_hash;
 };
 
-Check read_footer(int fd, std::uint64_t size, Footer& footer) {
+Check check_size(std::uint64_t size) {
     if (size < header_size + footer_size) return {size == 0 ? "empty file" : "file too short"};
-    std::string end(footer_size, '\0');
-    if (auto ec = io::read_at(fd, end.data(), end.size(), size - footer_size)) return io_failure(ec);
-    if (std::string_view(end).substr(0, record_header_size) !=
+    return {};
+}
+
+// end: the last footer_size bytes of a file of `size` bytes (check_size passed).
+Check parse_footer(std::string_view end, std::uint64_t size, Footer& footer) {
+    if (end.substr(0, record_header_size) !=
         record_header(rec::end, footer_size - record_header_size))
         return {"missing end record"};
     footer.envelope_offset = get_le(end.data() + record_header_size, 8);
@@ -41,6 +44,13 @@ Check read_footer(int fd, std::uint64_t size, Footer& footer) {
     footer.envelope_hash = end.substr(record_header_size + 8, digest_size);
     footer.file_hash = end.substr(footer_size - digest_size);
     return {};
+}
+
+Check read_footer(int fd, std::uint64_t size, Footer& footer) {
+    if (Check c = check_size(size); !c.ok()) return c;
+    std::string end(footer_size, '\0');
+    if (auto ec = io::read_at(fd, end.data(), end.size(), size - footer_size)) return io_failure(ec);
+    return parse_footer(end, size, footer);
 }
 
 // Sequential buffered reader that hashes every byte it hands out.
@@ -115,12 +125,27 @@ Check check_envelope(std::string_view region, const Footer& footer, Envelope& en
     return {};
 }
 
+// The envelope of a whole small file read into memory.
+Check envelope_in(std::string_view file, Envelope& envelope) {
+    Footer footer;
+    if (Check c = check_size(file.size()); !c.ok()) return c;
+    if (Check c = parse_footer(file.substr(file.size() - footer_size), file.size(), footer); !c.ok())
+        return c;
+    if (Check c = check_header(file.substr(0, header_size)); !c.ok()) return c;
+    std::size_t offset = static_cast<std::size_t>(footer.envelope_offset);
+    return check_envelope(file.substr(offset, file.size() - footer_size - offset), footer, envelope);
+}
+
 }  // namespace
 
 Check read_message(int fd, Envelope& envelope, std::string* content) {
     std::uint64_t size = 0;
-    Footer footer;
     if (auto ec = io::file_size(fd, size)) return io_failure(ec);
+    return read_message(fd, size, envelope, content);
+}
+
+Check read_message(int fd, std::uint64_t size, Envelope& envelope, std::string* content) {
+    Footer footer;
     if (Check c = read_footer(fd, size, footer); !c.ok()) return c;
     SeqReader in(fd);
     std::string header, region;
@@ -141,8 +166,17 @@ Check read_message(int fd, Envelope& envelope, std::string* content) {
 
 Check read_envelope(int fd, Envelope& envelope) {
     std::uint64_t size = 0;
-    Footer footer;
     if (auto ec = io::file_size(fd, size)) return io_failure(ec);
+    return read_envelope(fd, size, envelope);
+}
+
+Check read_envelope(int fd, std::uint64_t size, Envelope& envelope) {
+    if (size <= chunk_size) {  // one read instead of three
+        std::string file(static_cast<std::size_t>(size), '\0');
+        if (auto ec = io::read_at(fd, file.data(), file.size(), 0)) return io_failure(ec);
+        return envelope_in(file, envelope);
+    }
+    Footer footer;
     if (Check c = read_footer(fd, size, footer); !c.ok()) return c;
     std::string header(header_size, '\0');
     if (auto ec = io::read_at(fd, header.data(), header.size(), 0)) return io_failure(ec);

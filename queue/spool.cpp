@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "queue/format.hpp"
 #include "queue/spool_core.hpp"
@@ -60,15 +61,22 @@ public:
     std::error_code set_held(const std::string& id, bool held) override;
 
 private:
-    io::Fd open_locked(const std::string& id, int op, std::error_code& ec);
-    std::error_code current(int fd, const std::string& id, Envelope& out);
+    // A locked message file and its size (taken from the one fstat that also tells
+    // whether it was unlinked), so that readers need not ask again.
+    struct Locked {
+        io::Fd fd;
+        std::uint64_t size = 0;
+    };
+    Locked open_locked(const std::string& id, int op, std::error_code& ec);
+    std::error_code current(const Locked& file, const std::string& id, Envelope& out);
     void apply_state_file(Envelope& envelope);
-    bool read_whole(int fd, const std::string& id, Envelope& e, std::string& content);
+    bool read_whole(const Locked& file, const std::string& id, Envelope& e, std::string& content);
     std::error_code write_state(const Envelope& envelope, bool durable);
     void give_to_spool_owner(int fd) const;
     std::error_code retire(const std::string& id) override;
 
     std::shared_ptr<SpoolCore> core_;
+    mutable std::atomic<bool> nothing_to_give_{false};
 };
 
 std::uint64_t FsSpool::free_bytes() const {
@@ -78,19 +86,23 @@ std::uint64_t FsSpool::free_bytes() const {
 }
 
 // Opens messages/<id> and locks it; a file removed while we waited is "not found".
-io::Fd FsSpool::open_locked(const std::string& id, int op, std::error_code& ec) {
+FsSpool::Locked FsSpool::open_locked(const std::string& id, int op, std::error_code& ec) {
     ec = std::make_error_code(std::errc::no_such_file_or_directory);
     if (!is_queue_id(id)) return {};
-    io::Fd fd = io::open_file(core_->message_path(id), O_RDONLY, ec);
-    if (!ec) ec = io::lock(fd.get(), op);
-    if (!ec && io::unlinked(fd.get())) ec = std::make_error_code(std::errc::no_such_file_or_directory);
-    return ec ? io::Fd{} : std::move(fd);
+    Locked out{io::open_file(core_->message_path(id), O_RDONLY, ec)};
+    if (!ec) ec = io::lock(out.fd.get(), op);
+    struct stat st {};
+    if (!ec && ::fstat(out.fd.get(), &st) != 0) ec = io::errno_code();
+    if (!ec && st.st_nlink == 0) ec = std::make_error_code(std::errc::no_such_file_or_directory);
+    if (ec) return {};
+    out.size = static_cast<std::uint64_t>(st.st_size);
+    return out;
 }
 
 // The message's envelope with its state file applied.
-std::error_code FsSpool::current(int fd, const std::string& id, Envelope& out) {
+std::error_code FsSpool::current(const Locked& file, const std::string& id, Envelope& out) {
     Envelope e;
-    format::Check c = format::read_envelope(fd, e);
+    format::Check c = format::read_envelope(file.fd.get(), file.size, e);
     if (c.ok() && e.id != id) c.why = "id record does not match the file name";
     if (!c.ok()) {
         support::log_warning("queue", id + ": cannot read envelope: " + c.why);
@@ -127,26 +139,27 @@ std::vector<Envelope> FsSpool::list() {
 
 std::optional<Envelope> FsSpool::envelope(const std::string& id) {
     std::error_code ec;
-    io::Fd fd = open_locked(id, LOCK_SH, ec);
+    Locked file = open_locked(id, LOCK_SH, ec);
     Envelope e;
-    if (ec || current(fd.get(), id, e)) return std::nullopt;
+    if (ec || current(file, id, e)) return std::nullopt;
     return e;
 }
 
 std::optional<std::string> FsSpool::content(const std::string& id) {
     std::error_code ec;
-    io::Fd fd = open_locked(id, LOCK_SH, ec);
+    Locked file = open_locked(id, LOCK_SH, ec);
     if (ec) return std::nullopt;
     Envelope e;
     std::string content;
-    if (!read_whole(fd.get(), id, e, content)) return std::nullopt;
+    if (!read_whole(file, id, e, content)) return std::nullopt;
     return content;
 }
 
 // Full validation of an open, locked message file; false (logged, and a damaged file
 // moved to corrupt/) when it must not be delivered.
-bool FsSpool::read_whole(int fd, const std::string& id, Envelope& e, std::string& content) {
-    format::Check c = format::read_message(fd, e, &content);
+bool FsSpool::read_whole(const Locked& file, const std::string& id, Envelope& e,
+                         std::string& content) {
+    format::Check c = format::read_message(file.fd.get(), file.size, e, &content);
     if (c.ok() && e.id != id) c.why = "id record does not match the file name";
     if (c.ok()) return true;
     if (c.io_error)
@@ -158,21 +171,21 @@ bool FsSpool::read_whole(int fd, const std::string& id, Envelope& e, std::string
 
 std::optional<Spool::Loaded> FsSpool::load(const std::string& id) {
     std::error_code ec;
-    io::Fd fd = open_locked(id, LOCK_SH, ec);
+    Locked file = open_locked(id, LOCK_SH, ec);
     Loaded out;
-    if (ec || current(fd.get(), id, out.envelope)) return std::nullopt;
+    if (ec || current(file, id, out.envelope)) return std::nullopt;
     if (out.envelope.held) return out;
     Envelope whole;
     std::string content;
-    if (read_whole(fd.get(), id, whole, content)) out.content = std::move(content);
+    if (read_whole(file, id, whole, content)) out.content = std::move(content);
     return out;
 }
 
 std::error_code FsSpool::update(const Envelope& envelope) {
     std::error_code ec;
-    io::Fd fd = open_locked(envelope.id, LOCK_EX, ec);
+    Locked file = open_locked(envelope.id, LOCK_EX, ec);
     Envelope stored;
-    if (ec || (ec = current(fd.get(), envelope.id, stored))) return ec;
+    if (ec || (ec = current(file, envelope.id, stored))) return ec;
     if (!same_recipients(stored, envelope)) return std::make_error_code(std::errc::invalid_argument);
     stored.recipients = envelope.recipients;  // `held` stays as stored: see queue.hpp
     return write_state(stored, false);
@@ -180,9 +193,9 @@ std::error_code FsSpool::update(const Envelope& envelope) {
 
 std::error_code FsSpool::set_held(const std::string& id, bool held) {
     std::error_code ec;
-    io::Fd fd = open_locked(id, LOCK_EX, ec);
+    Locked file = open_locked(id, LOCK_EX, ec);
     Envelope stored;
-    if (ec || (ec = current(fd.get(), id, stored))) return ec;
+    if (ec || (ec = current(file, id, stored))) return ec;
     stored.held = held;
     return write_state(stored, true);
 }
@@ -194,9 +207,18 @@ std::error_code FsSpool::set_held(const std::string& id, bool held) {
 // placed by an administrator is made durable.
 // `queue hold` run as root on the spool of a daemon that dropped privileges: the state
 // file it writes must stay readable by that daemon, so it gets the directory's owner.
+// Nothing to give, once found, stays so for the process: one that is not root never
+// becomes root again (the daemon gives root up with setuid()), and a root-owned spool
+// is only handed to a user by a daemon about to drop root (give_spool_to).
 void FsSpool::give_to_spool_owner(int fd) const {
+    if (nothing_to_give_.load(std::memory_order_relaxed)) return;
     struct stat dir {};
-    if (::geteuid() != 0 || ::fstat(core_->state_fd.get(), &dir) != 0 || dir.st_uid == 0) return;
+    bool root = ::geteuid() == 0;
+    if (root && ::fstat(core_->state_fd.get(), &dir) != 0) return;
+    if (!root || dir.st_uid == 0) {
+        nothing_to_give_.store(true, std::memory_order_relaxed);
+        return;
+    }
     if (::fchown(fd, dir.st_uid, dir.st_gid) != 0)
         support::log_warning("queue", "cannot give a state file to the spool's owner");
 }
@@ -224,10 +246,10 @@ std::error_code FsSpool::write_state(const Envelope& envelope, bool durable) {
 // unlink, the message is delivered again (a duplicate, never a loss).
 std::error_code FsSpool::retire(const std::string& id) {
     std::error_code ec;
-    io::Fd fd = open_locked(id, LOCK_EX, ec);
+    Locked file = open_locked(id, LOCK_EX, ec);
     if (ec) return ec;
     io::unlink(core_->state_path(id));
-    fd.reset();  // the file must not carry our lock into the draft that reuses it
+    file.fd.reset();  // the file must not carry our lock into the draft that reuses it
     core_->recycle(core_->message_path(id));  // its inode serves a later message
     return {};
 }
@@ -236,7 +258,7 @@ std::error_code FsSpool::retire(const std::string& id) {
 // that the next open removes. A lost unlink only means a duplicate.
 std::error_code FsSpool::remove(const std::string& id) {
     std::error_code ec;
-    io::Fd fd = open_locked(id, LOCK_EX, ec);
+    Locked file = open_locked(id, LOCK_EX, ec);
     if (ec) return ec;
     if ((ec = io::unlink(core_->message_path(id)))) return ec;
     std::error_code state_ec = io::unlink(core_->state_path(id));

@@ -73,7 +73,24 @@ void Scheduler::schedule(const queue::Envelope& env) {
     wake_.cancel();
 }
 
-void Scheduler::add(const queue::Envelope& env) { schedule(env); }
+void Scheduler::add(const queue::Envelope& env, std::optional<std::string> content) {
+    schedule(env);
+    if (!content || held_.count(env.id) || !due_.count(env.id)) return;
+    if (fresh_bytes_ + content->size() > max_fresh_bytes || fresh_.count(env.id)) return;
+    fresh_bytes_ += content->size();
+    fresh_.emplace(env.id, queue::Spool::Loaded{env, std::move(content)});
+}
+
+std::optional<queue::Spool::Loaded> Scheduler::take_fresh(const std::string& id) {
+    auto it = fresh_.find(id);
+    if (it == fresh_.end()) return std::nullopt;
+    std::optional<queue::Spool::Loaded> out = std::move(it->second);
+    fresh_bytes_ -= out->content->size();
+    fresh_.erase(it);
+    return out;
+}
+
+void Scheduler::drop_fresh(const std::string& id) { take_fresh(id); }
 
 std::optional<std::int64_t> Scheduler::oldest_arrival_us() const {
     std::optional<std::int64_t> oldest;
@@ -88,6 +105,8 @@ void Scheduler::reload() {
     by_time_.clear();
     blocked_.clear();
     held_.clear();
+    fresh_.clear();  // the spool may have changed under them (a CLI without the daemon)
+    fresh_bytes_ = 0;
     for (const auto& env : spool_.list()) schedule(env);
 }
 
@@ -141,7 +160,8 @@ asio::awaitable<void> Scheduler::loop() {
 }
 
 asio::awaitable<void> Scheduler::deliver(std::string id) {
-    auto loaded = co_await support::on_pool(disk_, [&] { return spool_.load(id); });
+    auto loaded = take_fresh(id);  // just committed: no need to read it back
+    if (!loaded) loaded = co_await support::on_pool(disk_, [&] { return spool_.load(id); });
     if (loaded && loaded->content) {
         queue::Envelope env = std::move(loaded->envelope);
         if (forced_.erase(id))  // `queue flush`: every undone recipient is due now

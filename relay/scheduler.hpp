@@ -28,7 +28,10 @@ public:
               DeliveryContext& ctx);
 
     void start();                            // loads the spool and begins
-    void add(const queue::Envelope& env);    // a message was just committed
+    // A message was just committed. content: what the spool holds, when the caller
+    // still had it in memory; its first attempt then skips reading the message back
+    // (kept up to max_fresh_bytes in all, until that attempt starts).
+    void add(const queue::Envelope& env, std::optional<std::string> content = std::nullopt);
     // No new deliveries; running attempts are cancelled and abandoned without recording
     // anything, so their recipients stay as the spool had them (tried again after a
     // restart: a duplicate at worst, never a loss or a false "sent").
@@ -63,6 +66,8 @@ private:
     void unblock(const std::string& id);  // out of blocked_ (held or deleted meanwhile)
     void launch(const std::string& id);
     std::string destination(const queue::Envelope& env) const;
+    std::optional<queue::Spool::Loaded> take_fresh(const std::string& id);
+    void drop_fresh(const std::string& id);
 
     boost::asio::io_context& io_;
     queue::Spool& spool_;
@@ -82,9 +87,12 @@ private:
     std::set<std::string> forced_;   // flushed: the next attempt ignores next_attempt
     std::set<std::string> held_;     // on hold: never scheduled until released
     std::set<std::string> deleted_;  // deleted during their attempt: record nothing
+    std::map<std::string, queue::Spool::Loaded> fresh_;  // committed, content in memory
+    std::size_t fresh_bytes_ = 0;
     bool stopping_ = false;
     std::chrono::steady_clock::time_point flush_checked_{};
     static constexpr unsigned max_active = 100;
+    static constexpr std::size_t max_fresh_bytes = 32 << 20;
 };
 
 }  // namespace tlsrelay::relay

@@ -61,6 +61,7 @@ asio::awaitable<std::error_code> Scheduler::hold(std::string id) {
     auto ec = co_await support::on_pool(disk_, [&] { return spool_.set_held(id, true); });
     if (ec) co_return ec;
     held_.insert(id);
+    drop_fresh(id);
     unschedule(id);
     unblock(id);
     forced_.erase(id);
@@ -82,6 +83,7 @@ asio::awaitable<std::error_code> Scheduler::release(std::string id) {
 
 asio::awaitable<std::error_code> Scheduler::remove(std::string id) {
     if (active_.count(id)) deleted_.insert(id);
+    drop_fresh(id);
     unschedule(id);
     unblock(id);
     held_.erase(id);

@@ -169,9 +169,9 @@ int run_serve(const Args& args) {
     delivery.observer = &monitor;
     TlsRpt tls_rpt(io, *cfg, *resolver, disk, *opened.spool, [&](const queue::Envelope& e) { scheduler.add(e); });
     monitor.set_tls_rpt(&tls_rpt);
-    SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e) {
+    SpoolSink sink(*opened.spool, disk, [&](const queue::Envelope& e, std::optional<std::string> content) {
         monitor.received();
-        scheduler.add(e);
+        scheduler.add(e, std::move(content));
     });
     if (auto short_of = support::raise_fd_limit(cfg->server.max_connections + 256))  // + spool, DNS, deliveries
         support::log_warning("master", *short_of);

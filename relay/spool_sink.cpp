@@ -26,27 +26,35 @@ public:
 
     asio::awaitable<std::error_code> append(std::string_view content) override {
         buffer_ += content;
+        size_ += content.size();
         if (buffer_.size() < flush_at) co_return std::error_code{};
-        co_return co_await support::on_pool(pool_, [this] { return write_buffer(); });
+        flushed_ = true;
+        co_return co_await support::on_pool(pool_, [this] { return write_buffer(false); });
     }
 
+    // The envelope gets its arrival and size here, as the draft would give them, so that
+    // it is what the spool holds and can be handed on without reading it back.
     asio::awaitable<std::error_code> commit(const smtp::Transaction& t) override {
         queue::Envelope env = envelope(t);
         std::error_code ec = co_await support::on_pool(pool_, [this, &env] {
-            std::error_code e = write_buffer();
+            std::error_code e = write_buffer(!flushed_);
             return e ? e : draft_->commit(env);
         });
-        if (!ec && on_committed_) on_committed_(env);
+        if (ec || !on_committed_) co_return ec;
+        std::optional<std::string> content;
+        if (!flushed_) content = std::move(buffer_);
+        on_committed_(env, std::move(content));
         co_return ec;
     }
 
 private:
-    std::error_code write_buffer() {  // on the disk pool
+    // keep: the buffer is the whole content, kept for on_committed_.
+    std::error_code write_buffer(bool keep) {  // on the disk pool
         std::error_code ec;
         if (!draft_) draft_ = spool_.begin(id_, ec);
         if (!draft_) return ec ? ec : std::make_error_code(std::errc::io_error);
         ec = draft_->append(buffer_);
-        buffer_.clear();
+        if (!keep) buffer_.clear();
         return ec;
     }
 
@@ -63,6 +71,9 @@ private:
         env.helo = t.helo;
         env.smtputf8 = t.smtputf8;
         env.eight_bit = t.eight_bit;
+        env.size = size_;
+        env.arrival_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
         return env;
     }
 
@@ -71,6 +82,8 @@ private:
     const SpoolSink::Committed& on_committed_;
     std::string id_;
     std::string buffer_;
+    std::uint64_t size_ = 0;  // content bytes so far
+    bool flushed_ = false;    // part of the content was written before the commit
     std::unique_ptr<queue::Draft> draft_;  // created and used on the pool only
 };
 

@@ -1,6 +1,9 @@
 // Damaged queue files (truncated at every byte, bit-flipped anywhere, garbage, empty,
 // misnamed) are moved to corrupt/ at open, reported, never returned, never deleted,
 // and the rest of the queue is unaffected.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "queue/format.hpp"
 #include "queue_test_util.hpp"
 
@@ -180,6 +183,33 @@ TEST(Corruption, EnvelopeDamageAfterStartupHidesTheMessage) {
     write_bytes(dir.path / "messages" / id, bytes);
     EXPECT_FALSE(r.spool->envelope(id));
     EXPECT_TRUE(r.spool->list().empty());
+}
+
+// The cheap envelope read takes a small file in one piece and a large one in three:
+// either way every byte it relies on (header, envelope, end record up to the whole-file
+// hash) is checked.
+TEST(Corruption, CheapReadCatchesEnvelopeDamageInSmallAndLargeFiles) {
+    for (std::size_t content_size : {std::size_t{10}, format::chunk_size * 2}) {
+        Golden g = make_golden(content_size);
+        TempDir dir;
+        std::filesystem::path file = dir.path / "m";
+        auto cheap_read = [&](const std::string& bytes) {
+            write_bytes(file, bytes);
+            int fd = ::open(file.c_str(), O_RDONLY);
+            Envelope e;
+            bool ok = format::read_envelope(fd, e).ok();
+            ::close(fd);
+            return ok;
+        };
+        ASSERT_TRUE(cheap_read(g.bytes)) << content_size;
+        for (std::size_t offset = 0; offset < g.bytes.size() - format::digest_size; ++offset) {
+            std::string where = region_of(g.bytes, offset);
+            if (where == "content") continue;
+            std::string damaged = g.bytes;
+            damaged[offset] ^= 0x10;
+            EXPECT_FALSE(cheap_read(damaged)) << content_size << " " << where << " " << offset;
+        }
+    }
 }
 
 }  // namespace

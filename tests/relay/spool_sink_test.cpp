@@ -10,7 +10,10 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <gtest/gtest.h>
+#include <mutex>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "../queue/queue_test_util.hpp"
 #include "relay/spool_sink.hpp"
@@ -27,8 +30,11 @@ using queue::test::files_in;
 class SpoolSession {
 public:
     SpoolSession(queue::Spool& spool, std::atomic<int>& committed)
-        : sink_(spool, disk_, [&committed](const queue::Envelope&) { ++committed; }),
-          server_(io_), client_(io_) {
+        : SpoolSession(spool, [&committed](const queue::Envelope&, std::optional<std::string>) {
+              ++committed;
+          }) {}
+    SpoolSession(queue::Spool& spool, SpoolSink::Committed on_committed)
+        : sink_(spool, disk_, std::move(on_committed)), server_(io_), client_(io_) {
         asio::local::connect_pair(server_, client_);
         timeval tv{10, 0};
         ::setsockopt(client_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -159,6 +165,45 @@ TEST(SpoolSink, FailedCommitIs451AndLeavesNothing) {
             EXPECT_EQ(reopened.spool->list().size(), 1u);
         }
     }
+}
+
+// What the sink hands on at commit is what the spool holds, so the scheduler can start
+// the first attempt from it: the envelope field by field, and the content of a message
+// that never left the buffer (none for one above the 1 MiB flush size).
+TEST(SpoolSink, CommittedEnvelopeAndContentAreWhatTheSpoolHolds) {
+    queue::test::TempDir dir;
+    auto opened = queue::open_spool(dir.path);
+    ASSERT_TRUE(opened.spool);
+    std::mutex mutex;
+    std::vector<std::pair<queue::Envelope, std::optional<std::string>>> handed;
+    SpoolSession s(*opened.spool, [&](const queue::Envelope& e, std::optional<std::string> c) {
+        std::lock_guard lock(mutex);
+        handed.emplace_back(e, std::move(c));
+    });
+    EXPECT_EQ(s.say("").substr(0, 3), "220");
+    EXPECT_EQ(s.say("EHLO client.test\r\n").substr(0, 3), "250");
+    std::string small = body('s'), large = body('l');
+    while (large.size() < (3u << 20) / 2) large += large;
+    EXPECT_EQ(transaction(s, small).substr(0, 3), "250");
+    EXPECT_EQ(transaction(s, large).substr(0, 3), "250");
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(handed.size(), 2u);
+    for (const auto& [e, content] : handed) {
+        auto stored = opened.spool->load(e.id);
+        ASSERT_TRUE(stored && stored->content);
+        const queue::Envelope& d = stored->envelope;
+        EXPECT_EQ(std::tie(e.id, e.arrival_us, e.sender, e.client, e.helo, e.size),
+                  std::tie(d.id, d.arrival_us, d.sender, d.client, d.helo, d.size));
+        EXPECT_EQ(std::tie(e.smtputf8, e.eight_bit, e.held), std::tie(d.smtputf8, d.eight_bit, d.held));
+        ASSERT_EQ(e.recipients.size(), d.recipients.size());
+        EXPECT_EQ(e.recipients[0].address, d.recipients[0].address);
+        EXPECT_EQ(e.recipients[0].state, d.recipients[0].state);
+        EXPECT_NE(e.arrival_us, 0);
+    }
+    ASSERT_TRUE(handed[0].second);  // the stored content: a Received: line, then the body
+    EXPECT_TRUE(handed[0].second == opened.spool->content(handed[0].first.id));
+    EXPECT_TRUE(handed[0].second->ends_with(small));
+    EXPECT_FALSE(handed[1].second);  // flushed during DATA: not kept
 }
 
 }  // namespace
