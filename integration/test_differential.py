@@ -500,7 +500,7 @@ SCENARIOS: dict[str, list[dict]] = {
 # Running a row
 # ----------------------------------------------------------------------------------------
 
-ROW_ONLY = ("expect", "cert", "behaviour", "level", "sni", "xfail", "own_size")
+ROW_ONLY = ("expect", "cert", "behaviour", "level", "sni", "xfail", "own_size", "wire")
 FP_RX = re.compile(r"\$FP\((\w+) (cert|pkey) (\w+)((?: \w+)*)\)")
 PATH_RX = re.compile(r"\$PATH\(([\w-]+)\)")
 ADJ_RX = re.compile(r"\b(Anonymous|Untrusted|Trusted|Verified) TLS connection established to (\S+?):(\d+):")
@@ -581,6 +581,24 @@ def peer_view(outcome) -> dict:
     return view
 
 
+def wire_view(outcome) -> dict:
+    """What each peer received on the wire: the MAIL commands (the SIZE= value masked:
+    each engine counts its own copy, see mask_own_size) and per message its Content-*
+    header lines in order and its body. Other headers differ by engine (trace headers,
+    Postfix's added Message-Id and Date)."""
+    view = {}
+    for name, peer in outcome.peers.items():
+        mails = [re.sub(r"(?i)\bSIZE=\d+", "SIZE=N", c) for s in peer.sessions for c in s.commands
+                 if c.upper().startswith("MAIL ")]
+        messages = []
+        for m in peer.messages:
+            head, _, body = m.data.partition(b"\r\n\r\n")
+            fields = re.split(rb"\r\n(?![ \t])", head)
+            messages.append(([f for f in fields if f.lower().startswith(b"content-")], body))
+        view[name] = {"MAIL": mails, "messages": messages}
+    return view
+
+
 SIZE_REASON_RX = re.compile(r"^message size (\d+) exceeds size limit (\d+) of server ")
 
 
@@ -630,6 +648,8 @@ class DifferentialCase(WorldTestCase):
         self.assertEqual(tls_lines(ours), tls_lines(oracle), "TLS summary lines" + ctx)
         self.assertEqual(peer_view(ours), peer_view(oracle), "what the peers saw" + ctx)
         self.assertEqual(verify_lines(ours), verify_lines(oracle), "certificate verification lines" + ctx)
+        if row.get("wire"):
+            self.assertEqual(wire_view(ours), wire_view(oracle), "what the peers received" + ctx)
         if "sni" in row:
             for s in oracle.peers["mx1"].sessions:
                 if s.tls:

@@ -326,6 +326,56 @@ SCENARIOS["DomainsAndFamilies"] = [
          expect=("deferred", "4.4.1", "connect to mx1.example.test[::1]:25: Connection refused")),
 ]
 
+def mime(cte: str, body: str, ctype: str = "text/plain; charset=utf-8") -> bytes:
+    """A one-part MIME message with this Content-Transfer-Encoding and body."""
+    return ("From: <s@client.tlsrelay.invalid>\r\nSubject: eight bits\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: {ctype}\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}").encode()
+
+
+NO_8BITMIME = {"eight_bit_mime": False}
+MULTIPART = ("From: <s@client.tlsrelay.invalid>\r\nMIME-Version: 1.0\r\n"
+             "Content-Type: multipart/mixed;\r\n boundary=\"=-b1\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+             "preamble\r\n--=-b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             "Content-Transfer-Encoding: 8bit\r\n\r\nGr\u00fc\u00dfe = \r\n"
+             "--=-b1\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+             "--=-b1\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+             "Subject: inner\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             "Content-Transfer-Encoding: 8bit\r\n\r\ninner \u00e4\r\n--=-b1--\r\n").encode()
+
+# RFC 6152 8BITMIME: what MAIL says (SIZE=, BODY=8BITMIME) and what the server gets,
+# compared on the wire ("wire": MAIL parameters, Content-* headers and the body).
+# Postfix 3.7 downgrades parts declared 8bit or binary to quoted-printable for a server
+# without 8BITMIME, sends undeclared 8-bit text as it is, and leaves SIZE= out then.
+SCENARIOS["EightBitMime"] = [
+    dict(name="8bit-mime-declared-to-7bit-server", mail_options=["BODY=8BITMIME"], behaviour=NO_8BITMIME,
+         body=mime("8bit", "Gr\u00fc\u00dfe\r\n"), wire=True, expect=SENT),
+    dict(name="8bit-mime-undeclared-to-7bit-server", behaviour=NO_8BITMIME,
+         body=mime("8bit", "Gr\u00fc\u00dfe\r\n"), wire=True, expect=SENT),
+    dict(name="8bit-plain-declared-to-7bit-server", mail_options=["BODY=8BITMIME"], behaviour=NO_8BITMIME,
+         body="From: <s@client.tlsrelay.invalid>\r\nSubject: hi\r\n\r\nGr\u00fc\u00dfe\r\n".encode(),
+         wire=True, expect=SENT),
+    dict(name="ascii-to-7bit-server", behaviour=NO_8BITMIME, wire=True, expect=SENT),
+    dict(name="8bit-mime-declared-to-8bit-server", mail_options=["BODY=8BITMIME"],
+         body=mime("8bit", "Gr\u00fc\u00dfe\r\n"), wire=True, expect=SENT),
+    dict(name="8bit-mime-undeclared-to-8bit-server", body=mime("8bit", "Gr\u00fc\u00dfe\r\n"), wire=True,
+         expect=SENT),
+    dict(name="binary-cte-to-7bit-server", behaviour=NO_8BITMIME, body=mime("binary", "caf\u00e9\r\n"),
+         wire=True, expect=SENT),
+    dict(name="base64-to-7bit-server-unchanged", behaviour=NO_8BITMIME, body=mime("base64", "R3LDvMOfZQ==\r\n"),
+         wire=True, expect=SENT),
+    dict(name="quoted-printable-rules", behaviour=NO_8BITMIME, wire=True, expect=SENT,
+         body=mime("8bit", "x" * 72 + "\u00e4\u00e4 tail \r\n= sign\ttab\t\r\n" + "\u00fc" * 40 + "\r\n")),
+    dict(name="cte-case-and-comment", behaviour=NO_8BITMIME, wire=True, expect=SENT,
+         body=mime("8BIT (raw)", "Gr\u00fc\u00dfe\r\n")),
+    dict(name="multipart-with-nested-message-to-7bit-server", behaviour=NO_8BITMIME, body=MULTIPART, wire=True,
+         expect=SENT),
+    dict(name="multipart-to-8bit-server", body=MULTIPART, wire=True, expect=SENT),
+    dict(name="8bit-header-to-7bit-server", behaviour=NO_8BITMIME, wire=True, expect=SENT,
+         body="From: <s@client.tlsrelay.invalid>\r\nSubject: Gr\u00fc\u00dfe\r\n\r\nhi\r\n".encode()),
+    dict(name="8bit-to-7bit-server-too-big", behaviour={"eight_bit_mime": False, "size": 100},
+         body=mime("8bit", "Gr\u00fc\u00dfe\r\n"), own_size=True, expect=TOO_BIG),
+]
+
 define_groups(globals(), SCENARIOS)
 
 if __name__ == "__main__":
