@@ -1,13 +1,21 @@
 """Differential tests for the delivery half: DNS shapes (NXDOMAIN, null MX, SERVFAIL,
 unusable MX hosts, implicit MX, CNAMEs, the address limit) and SMTP reply classes
 (4xx/5xx per stage, replies without or with odd enhanced codes, greetings that refuse,
-unreachable hosts), each delivered by Postfix 3.7 and by tlsrelay in the same world.
+unreachable hosts), SMTPUTF8, EHLO SIZE shapes, several domains in one message, an
+IPv6-only MX and 8BITMIME, each delivered by Postfix 3.7 and by tlsrelay in the same
+world.
 
 The rows and the comparison are test_differential.py's (make_scenario,
 DifferentialCase): the same status, DSN, relay=, a reason starting with Postfix's,
 the same TLS lines and the same sessions seen by the peers. "expect" is what
 postfix-tls-semantics.md §6 predicts, checked against the oracle before the two are
-compared.
+compared. Rows with own_size mask each engine's own message size in a 5.3.4 reason;
+rows with wire=True compare what the server received as well (test_differential.py).
+
+Not here on purpose: a multi-line reply whose lines carry different codes, and a line
+with no code glued to a reply (security-and-durability.md items 68 and 72: tlsrelay
+defers 4.5.0 where Postfix takes the last line); replies over 2048 octets (Postfix cuts
+its log line there, so its status cannot be read back).
 
 Unreachable hosts live on 127.0.9.N, where nothing in the test world listens (world.py
 puts peers on 127.0.1.N, relays on 127.0.3.N): a connection there is refused at once.
