@@ -152,7 +152,7 @@ def build(scenario: Scenario | dict, world: World) -> Built:
         peers[name] = peer
         values[name] = _PeerInfo(peer, cert)
         for n in names:
-            dns.add(n, "A", peer.host)
+            dns.add(n, "AAAA" if ":" in peer.host else "A", peer.host)
     built = Built(sc, world, dns, peers, values)
     for name, rtype, rdata in sc.dns:
         dns.add(built.fill(name), rtype, built.fill(rdata))

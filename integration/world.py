@@ -955,6 +955,7 @@ class SmtpPeer:
                           reply such as "250-first line", a reply cut off by EOF)
       esmtp               False: EHLO is answered 502, so the client falls back to HELO
       size                the SIZE limit advertised in EHLO (None: no SIZE keyword)
+      eight_bit_mime      False: 8BITMIME is not advertised
       pipelining          False: PIPELINING is not advertised (a session records in
                           `pipelined` whether a command came with more bytes behind it)
       garbage_before      stage -> text sent before that stage's normal reply, e.g.
@@ -975,7 +976,8 @@ class SmtpPeer:
                  greeting: str | None = None, replies: dict | None = None,
                  rcpt_replies: dict | None = None, rcpt_limit: int | None = None,
                  stall=(), drop=(), esmtp: bool = True, extensions: list[str] | None = None,
-                 size: int | None = 10240000, pipelining: bool = True, dot_delay=None,
+                 size: int | None = 10240000, eight_bit_mime: bool = True,
+                 pipelining: bool = True, dot_delay=None,
                  garbage_before: dict | None = None, close_after=(), sni_certs: dict | None = None):
         self.world = world
         self.host = host or world.ports.address()
@@ -1003,6 +1005,7 @@ class SmtpPeer:
         self.esmtp = esmtp
         self.extensions = extensions
         self.size = size
+        self.eight_bit_mime = eight_bit_mime
         self.pipelining = pipelining
         self.dot_delay = dot_delay
         self.garbage_before = {k.upper(): v for k, v in (garbage_before or {}).items()}
@@ -1212,7 +1215,7 @@ class SmtpPeer:
                     continue
                 ext = (["PIPELINING"] if self.pipelining else []) \
                     + ([f"SIZE {self.size}"] if self.size is not None else []) \
-                    + ["8BITMIME", "ENHANCEDSTATUSCODES"]
+                    + (["8BITMIME"] if self.eight_bit_mime else []) + ["ENHANCEDSTATUSCODES"]
                 if self.starttls and not sess.tls:
                     ext.append("XXXXXXXA" if self.strip_starttls else "STARTTLS")
                 ext += self.extensions or []

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "smtp/mime_downgrade.hpp"
+
 namespace tlsrelay::smtp {
 
 namespace asio = boost::asio;
@@ -11,10 +13,14 @@ using State = RecipientResult::State;
 
 namespace {
 
+// Postfix's smtp_proto.c: no SIZE= when the content may be downgraded on the way (the
+// server lacks 8BITMIME; Postfix also sends it for a message declared BODY=7BIT, which
+// we do not keep); BODY=8BITMIME for a message the client declared 8-bit or whose
+// MIME headers say 8bit or binary (cleanup's auto_8bit_encoding_header).
 std::string mail_command(const OutboundMessage& m, const Capabilities& caps) {
     std::string line = "MAIL FROM:<" + m.sender + ">";
-    if (caps.size) line += " SIZE=" + std::to_string(m.content->size());
-    if (m.eight_bit && caps.eight_bit_mime) line += " BODY=8BITMIME";
+    if (caps.size && caps.eight_bit_mime) line += " SIZE=" + std::to_string(m.content->size());
+    if (caps.eight_bit_mime && (m.eight_bit || declares_8bit(*m.content))) line += " BODY=8BITMIME";
     if (m.smtputf8 && caps.smtputf8) line += " SMTPUTF8";
     return line;
 }
@@ -106,7 +112,8 @@ asio::awaitable<std::optional<Failure>> ClientConnection::send(const OutboundMes
         co_await command("RSET", "sending RSET");
         co_return message_refused(*data, "DATA");
     }
-    const std::string body = wire_body(*m.content);
+    // RFC 6152: 8-bit parts go to a server without 8BITMIME as quoted-printable
+    const std::string body = wire_body(caps_.eight_bit_mime ? *m.content : downgrade_8bit(*m.content));
     bool sent_body = co_await write(body, "sending message body");
     if (!sent_body) co_return lost("sending message body");
     auto done = co_await read_reply("sending end of data");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 
 #include "support/log.hpp"
 
@@ -25,10 +26,33 @@ bool is_enhanced(std::string_view t) {
     return dots == 1 && digits > 0;
 }
 
-std::string upper_word(std::string_view line) {
-    std::string w(line.substr(0, line.find(' ')));
-    for (auto& c : w) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return w;
+// Postfix's mystrtok: the next word of rest between any of delims; rest moves past it
+// and the one delimiter that ended it.
+std::string_view next_word(std::string_view& rest, std::string_view delims) {
+    auto begin = rest.find_first_not_of(delims);
+    if (begin == std::string_view::npos) return rest = {};
+    rest.remove_prefix(begin);
+    auto end = rest.find_first_of(delims);
+    std::string_view word = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    return word;
+}
+
+std::string upper(std::string_view w) {
+    std::string out(w);
+    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// The SIZE parameter as Postfix's smtp_helo reads it: the next word; digits only (else
+// a warning and no limit); one that overflows off_t is no limit either.
+unsigned long long size_limit(std::string_view rest) {
+    std::string_view word = next_word(rest, " \t");
+    if (word.empty() || word.size() > 19) return 0;
+    if (!std::all_of(word.begin(), word.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+        return 0;
+    unsigned long long n = std::stoull(std::string(word));
+    return n > static_cast<unsigned long long>(std::numeric_limits<long long>::max()) ? 0 : n;
 }
 
 }  // namespace
@@ -62,7 +86,7 @@ std::string ServerReply::text() const {
         out += code_text;
         if (i + 1 < lines.size())
             out += '-';
-        else if (!lines[i].empty())
+        else if (!lines[i].empty() || trailing_space)
             out += ' ';
         out += lines[i];
     }
@@ -122,6 +146,7 @@ ReplyParser::Status ReplyParser::finish_line(bool& done) {
         return Status::error;
     }
     building_.code = code;
+    building_.trailing_space = l.size() == 4 && l[3] == ' ';
     text = support::printable_utf8(std::move(text));
     building_.lines.push_back(std::move(text));
     if (l.size() > 3 && l[3] == '-') return Status::need_more;
@@ -132,28 +157,19 @@ ReplyParser::Status ReplyParser::finish_line(bool& done) {
     return Status::reply;
 }
 
+// Postfix's smtp_helo: the keyword ends at a space, a tab or "=" (servers that still
+// announce AUTH=LOGIN from an old draft), its parameters follow.
 Capabilities parse_ehlo(const ServerReply& reply) {
     Capabilities caps;
     for (std::size_t i = 1; i < reply.lines.size(); ++i) {  // line 0 is the greeting name
-        const std::string& line = reply.lines[i];
-        std::string word = upper_word(line);
+        std::string_view rest = reply.lines[i];
+        std::string word = upper(next_word(rest, " \t="));
         if (word == "PIPELINING") caps.pipelining = true;
         else if (word == "STARTTLS") caps.starttls = true;
         else if (word == "8BITMIME") caps.eight_bit_mime = true;
         else if (word == "SMTPUTF8") caps.smtputf8 = true;
         else if (word == "ENHANCEDSTATUSCODES") caps.enhanced_status_codes = true;
-        else if (word == "SIZE") {
-            auto sp = line.find(' ');
-            unsigned long long n = 0;
-            bool ok = sp != std::string::npos;
-            if (ok) {
-                std::string num = line.substr(sp + 1);
-                ok = !num.empty() && num.size() <= 19;
-                for (char ch : num) ok = ok && std::isdigit(static_cast<unsigned char>(ch));
-                if (ok) n = std::stoull(num);
-            }
-            caps.size = ok ? n : 0;
-        }
+        else if (word == "SIZE") caps.size = size_limit(rest);
     }
     return caps;
 }

@@ -14,6 +14,9 @@ namespace tlsrelay::smtp {
 struct ServerReply {
     int code = 0;
     std::vector<std::string> lines;  // text after "NNN-"/"NNN ", sanitised (printable ASCII, UTF-8)
+    // The last line was "NNN " with nothing after the space; Postfix logs it whole, space
+    // included, where a bare "NNN" has none.
+    bool trailing_space = false;
 
     std::string enhanced() const;  // "5.1.1" from the last line, or "" if none
     // Postfix's DSN for this reply: the enhanced code, or X.0.0 from the first digit,

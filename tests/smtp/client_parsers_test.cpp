@@ -130,6 +130,10 @@ TEST(ReplyParser, DsnAndTextAsPostfixReadsThem) {
         {"354 go ahead\r\n", "5.5.0", "354 go ahead"},
         {"354 3.0.0 go ahead\r\n", "5.5.0", "354 3.0.0 go ahead"},
         {"250 Ok\r\n", "2.0.0", "250 Ok"},
+        {"550\r\n", "5.0.0", "550"},                                                 // the code alone
+        {"550 \r\n", "5.0.0", "550 "},                                               // and its space
+        {"550-\r\n550 \r\n", "5.0.0", "550- 550 "},
+        {"550  \r\n", "5.0.0", "550  "},
         {"550 5.1.1 Empf\xc3\xa4nger\r\n", "5.1.1", "550 5.1.1 Empf\xc3\xa4nger"},
         {"550 5.1.1 a\xe4\xb8" "b\r\n", "5.1.1", "550 5.1.1 a\xe4\xb8" "b"},          // truncated: kept
         {"550 5.1.1 caf\xe9 x\r\n", "5.1.1", "550 5.1.1 caf? x"},                    // Latin-1: not UTF-8
@@ -193,6 +197,44 @@ TEST(Ehlo, Capabilities) {
     caps = parse_ehlo(q.reply());
     EXPECT_FALSE(caps.starttls);
     EXPECT_EQ(caps.size, 0u);
+}
+
+// Postfix's smtp_helo splits a keyword at a space, a tab or "=", and takes the next word
+// as the SIZE limit when it is all digits; anything else is SIZE without a limit.
+// Control bytes, tabs included, were replaced by '?' when the reply was read.
+TEST(Ehlo, KeywordsAndSizeAsPostfixSplitsThem) {
+    struct Case {
+        std::string line;
+        std::optional<unsigned long long> size;
+        bool eight_bit_mime = false;
+    };
+    const Case cases[] = {
+        {"SIZE 100", 100},
+        {"SIZE  100", 100},
+        {"SIZE\t100", std::nullopt},          // printable() made the tab a '?' first
+        {"SIZE=100", 100},
+        {"size 100 200", 100},
+        {"SIZE 12abc", 0},
+        {"SIZE -5", 0},
+        {"SIZE", 0},
+        {"SIZE 0", 0},
+        {"SIZE 9223372036854775807", 9223372036854775807ull},
+        {"SIZE 9223372036854775808", 0},       // overflows off_t: no limit
+        {"SIZE 99999999999999999999", 0},
+        {"SIZEX 100", std::nullopt},
+        {"8BITMIME\tx", std::nullopt, false},
+        {"8BITMIME=x", std::nullopt, true},
+        {" 8BITMIME", std::nullopt, true},
+    };
+    for (const auto& c : cases) {
+        ReplyParser p;
+        ReplyParser::Status st;
+        p.consume("250-mx\r\n250 " + c.line + "\r\n", st);
+        ASSERT_EQ(st, ReplyParser::Status::reply) << c.line;
+        auto caps = parse_ehlo(p.reply());
+        EXPECT_EQ(caps.size, c.size) << c.line;
+        EXPECT_EQ(caps.eight_bit_mime, c.eight_bit_mime) << c.line;
+    }
 }
 
 TEST(WireBody, DotStuffingAndFolding) {
