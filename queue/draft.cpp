@@ -24,9 +24,8 @@ bool path_exists(const std::filesystem::path& path) { return ::access(path.c_str
 
 class FsDraft final : public Draft {
 public:
-    FsDraft(std::shared_ptr<SpoolCore> core, std::string id, io::Fd fd, io::Fd lock_fd)
-        : core_(std::move(core)), id_(std::move(id)), fd_(std::move(fd)),
-          lock_fd_(std::move(lock_fd)) {
+    FsDraft(std::shared_ptr<SpoolCore> core, std::string id, io::Fd fd)
+        : core_(std::move(core)), id_(std::move(id)), fd_(std::move(fd)) {
         put(format::file_header(format::message_magic));
     }
     ~FsDraft() override { abandon(); }
@@ -49,8 +48,7 @@ private:
 
     std::shared_ptr<SpoolCore> core_;
     std::string id_;
-    io::Fd fd_;
-    io::Fd lock_fd_;  // LOCK_EX on tmp/<id> until renamed: recovery leaves it alone
+    io::Fd fd_;  // holds LOCK_EX on tmp/<id> until renamed: recovery leaves it alone
     format::Sha256 sha_;
     std::string out_;    // framed bytes not yet written
     std::string chunk_;  // content not yet framed
@@ -119,18 +117,18 @@ std::error_code FsDraft::write_tail(const Envelope& envelope) {
     return flush();
 }
 
-// fsync, close, rename into messages/, fsync messages/ (shared with concurrent commits).
+// fsync, rename into messages/, close (checked: NFS reports errors there; the lock
+// goes with it), fsync messages/ (shared with concurrent commits).
 std::error_code FsDraft::publish() {
     const FileOps& ops = core_->ops;
     if (auto ec = io::sync(ops, fd_.get())) return ec;
-    if (auto ec = io::close_checked(ops, fd_)) return ec;
     if (auto ec = io::rename(ops, tmp_path(), core_->message_path(id_), true)) {
         // Some errors leave it unknown whether the rename happened; the name tells.
         if (ec != std::errc::file_exists && !path_exists(tmp_path())) stage_ = Stage::renamed;
         return ec;
     }
     stage_ = Stage::renamed;
-    lock_fd_.reset();
+    if (auto ec = io::close_checked(ops, fd_)) return ec;
     return core_->messages_sync.sync(ops, core_->messages_fd.get());
 }
 
@@ -141,14 +139,14 @@ std::error_code FsDraft::fail(std::error_code ec) {
 }
 
 void FsDraft::abandon() {
-    fd_.reset();
     if (stage_ == Stage::writing) io::unlink(tmp_path());
     if (stage_ == Stage::renamed) {
-        // The directory fsync failed: the 250 will not be sent, so take the name back.
+        // The close or the directory fsync failed: the 250 will not be sent, so take
+        // the name back.
         io::unlink(core_->message_path(id_));
         io::sync(core_->ops, core_->messages_fd.get());
     }
-    lock_fd_.reset();
+    fd_.reset();  // the lock last: recovery elsewhere never sees a live draft unlocked
     stage_ = Stage::finished;
 }
 
@@ -248,16 +246,15 @@ std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::s
         io::Fd fd = io::open_file(path, reused ? O_WRONLY | O_TRUNC : O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
         if (ec == std::errc::file_exists) continue;
         if (ec) return nullptr;
-        io::Fd lock_fd = io::open_file(path, O_RDONLY, ec);
-        if (!ec) ec = io::lock(lock_fd.get(), LOCK_EX | LOCK_NB);
-        if (reused && (ec || io::unlinked(lock_fd.get()))) {
+        ec = io::lock(fd.get(), LOCK_EX | LOCK_NB);
+        if (reused && (ec || io::unlinked(fd.get()))) {
             // A spent file someone still holds: leave it, make a fresh one.
             io::unlink(path);
             try_reuse = false;
             continue;
         }
         // Lost a race with another process's recovery, which is deleting the file.
-        if (ec == std::errc::operation_would_block || io::unlinked(lock_fd.get())) continue;
+        if (ec == std::errc::operation_would_block || io::unlinked(fd.get())) continue;
         if (ec) {
             io::unlink(path);
             return nullptr;
@@ -266,8 +263,7 @@ std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::s
             io::unlink(path);
             continue;
         }
-        return std::make_unique<FsDraft>(std::move(core), std::move(id), std::move(fd),
-                                         std::move(lock_fd));
+        return std::make_unique<FsDraft>(std::move(core), std::move(id), std::move(fd));
     }
     ec = std::make_error_code(std::errc::file_exists);
     return nullptr;

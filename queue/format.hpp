@@ -27,8 +27,8 @@
 // A state file that fails any check, or names other recipients, is ignored (logged):
 // the message starts over from its envelope, so mail may be sent twice, never lost.
 //
-// Commit rule (queue/spool.cpp): write tmp/<ID>, fsync it, close it (checked), rename it
-// to messages/<ID> refusing to replace (RENAME_NOREPLACE, or link()), fsync messages/;
+// Commit rule (queue/draft.cpp): write tmp/<ID>, fsync it, rename it to messages/<ID>
+// refusing to replace (RENAME_NOREPLACE, or link()), close it (checked), fsync messages/;
 // only then may the server answer 250. State files: write state/<ID>.tmp, fsync, close,
 // rename over state/<ID>, fsync state/.
 #pragma once

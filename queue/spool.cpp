@@ -169,15 +169,20 @@ bool FsSpool::read_whole(const Locked& file, const std::string& id, Envelope& e,
     return false;
 }
 
+// One pass over the file gives the envelope and the content; only a damaged file is
+// read again, for the envelope alone, so the caller still learns which message it was.
 std::optional<Spool::Loaded> FsSpool::load(const std::string& id) {
     std::error_code ec;
     Locked file = open_locked(id, LOCK_SH, ec);
+    if (ec) return std::nullopt;
     Loaded out;
-    if (ec || current(file, id, out.envelope)) return std::nullopt;
-    if (out.envelope.held) return out;
-    Envelope whole;
     std::string content;
-    if (read_whole(file, id, whole, content)) out.content = std::move(content);
+    if (read_whole(file, id, out.envelope, content)) {
+        apply_state_file(out.envelope);
+        if (!out.envelope.held) out.content = std::move(content);
+        return out;
+    }
+    if (current(file, id, out.envelope)) return std::nullopt;
     return out;
 }
 

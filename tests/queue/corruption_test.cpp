@@ -152,6 +152,14 @@ std::string commit_then_damage_content(Spool& spool, const std::filesystem::path
     return id;
 }
 
+std::string commit_then_damage_envelope(Spool& spool, const std::filesystem::path& dir) {
+    std::string id = commit_message(spool, "x", sample_envelope());
+    std::string bytes = read_bytes(dir / "messages" / id);
+    bytes[bytes.size() - format::footer_size - 3] ^= 0x04;  // in the last recipient
+    write_bytes(dir / "messages" / id, bytes);
+    return id;
+}
+
 TEST(Corruption, DamageAfterStartupIsCaughtWhenContentIsLoaded) {
     TempDir dir;
     auto r = open_ok(dir.path);
@@ -177,12 +185,20 @@ TEST(Corruption, LoadCatchesContentDamageLikeContent) {
 TEST(Corruption, EnvelopeDamageAfterStartupHidesTheMessage) {
     TempDir dir;
     auto r = open_ok(dir.path);
-    std::string id = commit_message(*r.spool, "x", sample_envelope());
-    std::string bytes = read_bytes(dir.path / "messages" / id);
-    bytes[bytes.size() - format::footer_size - 3] ^= 0x04;  // in the last recipient
-    write_bytes(dir.path / "messages" / id, bytes);
+    std::string id = commit_then_damage_envelope(*r.spool, dir.path);
     EXPECT_FALSE(r.spool->envelope(id));
     EXPECT_TRUE(r.spool->list().empty());
+}
+
+// load() validates the whole file first: a damaged envelope found there is set aside
+// for a human like damaged content, instead of being read again on every attempt.
+TEST(Corruption, LoadSetsAsideEnvelopeDamage) {
+    TempDir dir;
+    auto r = open_ok(dir.path);
+    std::string id = commit_then_damage_envelope(*r.spool, dir.path);
+    EXPECT_FALSE(r.spool->load(id));
+    EXPECT_TRUE(files_in(dir.path / "messages").empty());
+    EXPECT_EQ(files_in(dir.path / "corrupt"), std::vector<std::string>{id});
 }
 
 // The cheap envelope read takes a small file in one piece and a large one in three:
