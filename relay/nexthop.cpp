@@ -56,15 +56,29 @@ std::optional<NextHop> parse_nexthop(std::string_view text, unsigned short defau
     return hop;
 }
 
+namespace {
+
+// transport_maps lookup order (src/global/transport.c find_transport): the whole
+// domain, then ".parent" for each parent from the longest to the shortest; the first
+// key that has an entry decides, wherever the entry stands in the list.
+const config::Route* route_for(const config::DeliveryConfig& d, const std::string& domain) {
+    auto entry = [&](std::string_view key) -> const config::Route* {
+        for (const auto& r : d.routes)
+            if (lower(r.destination) == key) return &r;
+        return nullptr;
+    };
+    if (domain.empty()) return nullptr;
+    if (const auto* r = entry(domain)) return r;
+    for (size_t dot = domain.find('.'); dot != std::string::npos; dot = domain.find('.', dot + 1))
+        if (const auto* r = entry(std::string_view(domain).substr(dot))) return r;
+    return nullptr;
+}
+
+}  // namespace
+
 std::optional<NextHop> nexthop_for(const config::DeliveryConfig& d, std::string_view rcpt_domain) {
     std::string domain = lower(rcpt_domain);
-    for (const auto& r : d.routes) {  // transport_maps: exact domain, then ".parent" entries
-        std::string dest = lower(r.destination);
-        bool hit = dest == domain ||
-                   (dest.size() > 1 && dest[0] == '.' && domain.size() > dest.size() &&
-                    domain.compare(domain.size() - dest.size(), dest.size(), dest) == 0);
-        if (hit) return parse_nexthop(r.nexthop.empty() ? domain : r.nexthop, d.port);
-    }
+    if (const auto* r = route_for(d, domain)) return parse_nexthop(r->nexthop.empty() ? domain : r->nexthop, d.port);
     if (!d.relayhost.empty()) return parse_nexthop(d.relayhost, d.port);
     if (domain.empty()) return std::nullopt;
     return parse_nexthop(domain, d.port);

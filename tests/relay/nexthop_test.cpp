@@ -59,6 +59,19 @@ TEST(NextHop, RoutesThenRelayhostThenDomain) {
     EXPECT_EQ(nexthop_for(d, "partner.example")->text, "[mx.partner.example]:587");
 }
 
+TEST(NextHop, MostSpecificRouteWinsWhateverItsPlaceInTheList) {
+    // transport_maps: the whole domain first, then ".parent" from the longest parent
+    config::DeliveryConfig d;
+    d.routes = {{".test", "[any.test]", 1}, {".example.test", "[parent.test]", 2},
+                {"sub.example.test", "[exact.test]", 3}, {"Example.TEST", "[bare.test]", 4}};
+    EXPECT_EQ(nexthop_for(d, "sub.example.test")->text, "[exact.test]");
+    EXPECT_EQ(nexthop_for(d, "a.sub.example.test")->text, "[parent.test]");
+    EXPECT_EQ(nexthop_for(d, "other.example.test")->text, "[parent.test]");
+    EXPECT_EQ(nexthop_for(d, "example.test")->text, "[bare.test]");
+    EXPECT_EQ(nexthop_for(d, "other.test")->text, "[any.test]");
+    EXPECT_EQ(nexthop_for(d, "example.org")->text, "example.org");
+}
+
 TEST(NextHop, DomainOf) {
     EXPECT_EQ(domain_of("u@Example.COM"), "example.com");
     EXPECT_EQ(domain_of("\"a@b\"@c.example"), "c.example");
