@@ -280,8 +280,12 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
     if (pending.empty()) co_return;  // the cached connection took it all: no DNS needed
     Route route = co_await resolve_route(ctx.resolver, g.hop, ctx.self);
     if (route.error) {
-        for (auto i : pending)
-            at.finish(i, "none", route.error->dsn, route.error->reason, false, route.error->hard());
+        RouteError err = *route.error;
+        if (auto soft = relayhost_problem(err, g.hop.text, ctx.config.delivery.relayhost)) {
+            support::log_warning("smtp", "relayhost configuration problem");
+            err = *soft;
+        }
+        for (auto i : pending) at.finish(i, "none", err.dsn, err.reason, false, err.hard());
         co_return;
     }
     StsGuard sts;

@@ -46,6 +46,11 @@ void shuffle_equal_preferences(std::vector<Target>& targets) {
 
 }  // namespace
 
+std::optional<RouteError> relayhost_problem(const RouteError& e, std::string_view hop, std::string_view relayhost) {
+    if (!e.hard() || relayhost.empty() || hop != relayhost) return std::nullopt;
+    return RouteError{"4.3.5", e.reason};
+}
+
 boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextHop& hop,
                                             const std::vector<boost::asio::ip::tcp::endpoint>& self) {
     Route route;

@@ -40,6 +40,12 @@ struct Route {
     std::optional<RouteError> error;  // set when targets is empty
 };
 
+// Postfix smtp_connect.c: when the next hop is the relayhost itself (compared as
+// written) a hard outcome (it does not resolve, has a null MX, loops back) is taken
+// for a configuration problem and deferred as 4.3.5 with the same reason, not
+// bounced. nullopt when that does not apply.
+std::optional<RouteError> relayhost_problem(const RouteError& e, std::string_view hop, std::string_view relayhost);
+
 constexpr std::size_t mx_address_limit = 5;  // smtp_mx_address_limit
 constexpr unsigned mx_session_limit = 2;     // smtp_mx_session_limit
 
