@@ -40,9 +40,14 @@ void add_entry(const LogicalLine& l, const std::string& file, PolicyTableResult&
     entry.file = file;
     entry.line = l.line;
     std::string key = entry.key;
-    if (const tls::TableEntry* first = out.table.add(std::move(entry)))
-        report("duplicate entry: \"" + key + "\"; the entry at " + first->file + ":" +
-               std::to_string(first->line) + " is used");
+    if (const tls::TableEntry* first = out.table.add(std::move(entry))) {
+        // Postfix's texthash (dict_thash.c) then refuses the whole file: every lookup
+        // fails and all mail that consults the table is deferred.
+        report("duplicate entry: \"" + key + "\" (first at line " + std::to_string(first->line) +
+               "): the whole table is unusable, all mail is deferred (client TLS configuration problem)");
+        if (out.table.unavailable().empty())
+            out.table.set_unavailable(file + ", line " + std::to_string(l.line) + ": duplicate entry: \"" + key + "\"");
+    }
 }
 
 }  // namespace
@@ -195,7 +200,7 @@ std::vector<Problem> check_policies(const tls::PolicyTable& table, const tls::Ma
     std::vector<Problem> out;
     report_global(main, config_file, out);
     for (const auto& e : table.entries()) {
-        tls::LookupResult hit{&e, e.key, {e.key}};
+        tls::LookupResult hit{&e, e.key, {e.key}, {}};
         tls::Policy p = tls::evaluate_policy(hit, e.key, main, check_trust_anchor_file);
         for (const auto& w : p.warnings) out.push_back({e.file, e.line, w});
         bool ciphers = has_attribute(e, "ciphers") || has_attribute(e, "exclude");

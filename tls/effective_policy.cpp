@@ -14,6 +14,14 @@ std::string trim(std::string_view s) {
 
 void warn(Policy& p, std::string text) { p.warnings.push_back(std::move(text)); }
 
+// smtp_tls_policy.c checks servername with valid_hostname(), which is ASCII only: a
+// U-label servername is an invalid policy in 3.7 (observed), not converted.
+bool valid_servername(std::string_view name) {
+    for (unsigned char c : name)
+        if (c >= 0x80) return false;
+    return valid_hostname(name);
+}
+
 void fail(Policy& p, std::string text) {
     p.invalid = true;
     p.warning = text;
@@ -68,7 +76,7 @@ private:
             p_.protocols = value;
         } else if (iequals(name, "servername")) {
             if (!once(name, have_servername)) return;
-            if (!valid_hostname(value))
+            if (!valid_servername(value))
                 return fail(p_, where_ + ": \"" + name + "=" + value + "\" specifies an invalid hostname");
             p_.servername = value;
         } else if (iequals(name, "match")) {
@@ -198,6 +206,11 @@ Policy evaluate_policy(const LookupResult& hit, std::string_view nexthop,
     p.level = main.level;
     p.digest = main.fingerprint_digest;
     bool have_protocols = false, have_servername = false, have_exclude = false;
+    if (!hit.error.empty()) {  // tls_policy_lookup: the table lookup failed
+        warn(p, "smtp_tls_policy_maps is unavailable. " + hit.error);
+        fail(p, "smtp_tls_policy_maps, next-hop destination " + quoted(hit.site_name) + ": policy table lookup error");
+        return p;
+    }
     if (hit.entry) {
         const TableEntry& e = *hit.entry;
         p.source = PolicySource{e.key, hit.site_name, e.value, e.file, e.line};
@@ -214,7 +227,7 @@ Policy evaluate_policy(const LookupResult& hit, std::string_view nexthop,
     if (p.invalid) return p;
     if (!have_protocols) p.protocols = p.level == Level::may ? main.protocols : main.mandatory_protocols;
     if (!have_servername) {
-        if (!main.servername.empty() && !valid_hostname(main.servername)) {
+        if (!main.servername.empty() && !valid_servername(main.servername)) {
             fail(p, "\"smtp_tls_servername = " + main.servername + "\" specifies an invalid hostname");
             return p;
         }

@@ -48,6 +48,12 @@ LookupResult PolicyTable::lookup(std::string_view nexthop) const {
         if ((result.entry = find(name))) result.site_name = std::string(name);
         return result.entry != nullptr;
     };
+    if (!unavailable_.empty()) {  // the first lookup fails, whatever the name
+        result.tried.emplace_back(nexthop);
+        result.site_name = std::string(nexthop);
+        result.error = unavailable_;
+        return result;
+    }
     // Brackets, ports and address literals are explicit next-hops: one lookup.
     if (!valid_hostname(nexthop)) {
         try_one(nexthop);

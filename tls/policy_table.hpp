@@ -1,7 +1,8 @@
 // The smtp_tls_policy_maps table in memory and its lookup (Postfix
 // src/smtp/smtp_tls_policy.c tls_policy_lookup): keys are folded to lower case,
-// the first entry for a key wins (as postmap), and a next-hop that is a valid
-// hostname is looked up by full name, then by each ".parent" suffix.
+// a next-hop that is a valid hostname is looked up by full name, then by each
+// ".parent" suffix. A table made unavailable (texthash: a duplicate key) fails
+// every lookup, as Postfix's dict_surrogate does.
 #pragma once
 
 #include <optional>
@@ -35,6 +36,7 @@ struct LookupResult {
     const TableEntry* entry = nullptr;  // null: no entry, the main level applies
     std::string site_name;              // the name that hit, as queried ("[x]:25", ".example.com")
     std::vector<std::string> tried;     // every name queried, in order
+    std::string error;                  // non-empty: the table is unavailable, and why
 };
 
 class PolicyTable {
@@ -46,8 +48,13 @@ public:
     LookupResult lookup(std::string_view nexthop) const;
     const std::vector<TableEntry>& entries() const { return entries_; }
     bool empty() const { return entries_.empty(); }
+    // Postfix's texthash refuses a file with a duplicate key as a whole: from then on
+    // every lookup is a lookup error (why: "FILE, line N: duplicate entry: \"key\"").
+    void set_unavailable(std::string why) { unavailable_ = std::move(why); }
+    const std::string& unavailable() const { return unavailable_; }
 
 private:
+    std::string unavailable_;
     std::vector<TableEntry> entries_;
     std::unordered_map<std::string, size_t> index_;
 };

@@ -55,7 +55,8 @@ TEST(PolicyFile, SyntaxLikePostmap) {
     EXPECT_EQ(t.find("[mx.example.com]:587")->line, 19);
     EXPECT_EQ(messages(r.problems),
               (std::vector<std::string>{
-                  "tls_policy:7: duplicate entry: \"example.com\"; the entry at tls_policy:2 is used",
+                  "tls_policy:7: duplicate entry: \"example.com\" (first at line 2): the whole table is unusable, "
+                  "all mail is deferred (client TLS configuration problem)",
                   "tls_policy:8: expected format: key whitespace value -- ignoring this line"}));
 }
 
@@ -66,8 +67,23 @@ TEST(PolicyFile, LeadingWhitespaceLogicalLine) {
     EXPECT_EQ(messages(r.problems),
               (std::vector<std::string>{
                   "p:1: logical line must not start with whitespace: \"  lead.com may  more\"",
-                  "p:4: duplicate entry: \"z.com\"; the entry at p:3 is used",
+                  "p:4: duplicate entry: \"z.com\" (first at line 3): the whole table is unusable, "
+                  "all mail is deferred (client TLS configuration problem)",
                   "p:8: expected format: key whitespace value -- ignoring this line"}));
+}
+
+TEST(PolicyFile, DuplicateKeyMakesEveryLookupFail) {
+    // Postfix texthash: a duplicate key (after case folding) refuses the whole file
+    auto r = parse_policy_text("a.com may\nother.com encrypt\nA.COM encrypt\n", "p");
+    EXPECT_EQ(r.table.unavailable(), "p, line 3: duplicate entry: \"a.com\"");
+    for (const char* hop : {"a.com", "other.com", "[x.net]:25", "sub.other.com"}) {
+        auto hit = r.table.lookup(hop);
+        EXPECT_EQ(hit.entry, nullptr) << hop;
+        EXPECT_EQ(hit.error, "p, line 3: duplicate entry: \"a.com\"") << hop;
+        EXPECT_EQ(hit.site_name, hop);
+        EXPECT_EQ(hit.tried, std::vector<std::string>{hop});
+    }
+    EXPECT_TRUE(parse_policy_text("a.com may\nb.com may\n", "p").table.lookup("a.com").error.empty());
 }
 
 TEST(PolicyFile, EmptyAndCommentOnly) {

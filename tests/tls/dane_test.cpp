@@ -138,7 +138,7 @@ Policy with_decision(const std::string& value, const DaneDecision& d) {
     e.key = "example.test";
     e.value = value;
     e.tokens = tokenize_policy_value(value);
-    return evaluate_policy(LookupResult{&e, "example.test", {"example.test"}}, "example.test", main, {}, &d);
+    return evaluate_policy(LookupResult{&e, "example.test", {"example.test"}, {}}, "example.test", main, {}, &d);
 }
 
 TEST(Dane, DecisionShapesThePolicy) {

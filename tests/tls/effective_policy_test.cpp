@@ -29,7 +29,7 @@ Policy evaluate(const std::string& value, const MainSettings& main = {},
     e.tokens = tokenize_policy_value(value);
     e.file = "tls_policy";
     e.line = 3;
-    return evaluate_policy(LookupResult{&e, nexthop, {nexthop}}, nexthop, main, check);
+    return evaluate_policy(LookupResult{&e, nexthop, {nexthop}, {}}, nexthop, main, check);
 }
 
 TEST(EffectivePolicy, InvalidEntriesCarryPostfixWarnings) {
@@ -91,6 +91,16 @@ TEST(EffectivePolicy, HitReplacesTheMainLevel) {
     EXPECT_EQ(miss.level, Level::verify);
     EXPECT_EQ(miss.match, std::vector<std::string>{"hostname"});
     EXPECT_FALSE(miss.source);
+}
+
+TEST(EffectivePolicy, UnavailableTableIsAConfigProblemEvenAtNone) {
+    LookupResult failed;
+    failed.site_name = "example.com";
+    failed.error = "tls_policy, line 3: duplicate entry: \"a.com\"";
+    Policy p = evaluate_policy(failed, "example.com", main_at(Level::none));
+    EXPECT_TRUE(p.invalid);
+    EXPECT_EQ(p.warning, "smtp_tls_policy_maps, next-hop destination \"example.com\": policy table lookup error");
+    EXPECT_EQ(p.warnings.front(), "smtp_tls_policy_maps is unavailable. tls_policy, line 3: duplicate entry: \"a.com\"");
 }
 
 TEST(EffectivePolicy, MatchListsAppendAndFallBack) {
@@ -159,6 +169,10 @@ TEST(EffectivePolicy, Servername) {
     EXPECT_TRUE(p.invalid);
     EXPECT_EQ(p.warning, "\"smtp_tls_servername = bad name\" specifies an invalid hostname");
     EXPECT_FALSE(evaluate("encrypt servername=ok.example", main).invalid);
+    // valid_hostname() is ASCII only: a U-label is invalid in the table and in main.cf
+    EXPECT_TRUE(evaluate("encrypt servername=b\u00fccher.example", main).invalid);
+    main.servername = "b\u00fccher.example";
+    EXPECT_TRUE(evaluate("encrypt", main).invalid);
 }
 
 TEST(EffectivePolicy, DaneNeedsDnssec) {
