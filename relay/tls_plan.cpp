@@ -11,6 +11,7 @@
 #include "tls/fingerprint.hpp"
 #include "tls/names.hpp"
 #include "tls/protocols.hpp"
+#include "tls/text.hpp"
 
 namespace tlsrelay::relay {
 namespace {
@@ -112,10 +113,12 @@ bool add_trust_anchors(SSL* ssl, const std::vector<std::string>& files, std::str
     return true;
 }
 
+// tls_client_start(): a non-ASCII name is sent as its A-label.
 std::string sni_for(const tls::Policy& p, const std::string& nexthop_domain, const smtp::ServerId& s) {
-    if (p.servername == "hostname") return s.hostname;
-    if (p.servername == "nexthop") return nexthop_domain;
-    return p.servername;
+    std::string name = p.servername == "hostname" ? s.hostname
+                       : p.servername == "nexthop" ? nexthop_domain
+                                                   : p.servername;
+    return tls::to_a_label(name).value_or(name);
 }
 
 }  // namespace
@@ -179,6 +182,29 @@ smtp::TlsPlan TlsPlanner::plan(const std::string& nexthop, const smtp::ServerId&
     return plan_for_policy(policy, ctx_, nexthop, server);
 }
 
+namespace {
+
+// The line OpenSSL's name check leaves when no reference name matched: a host name
+// (num=62), the IP of a bracketed next hop (num=64), or, with no name at all to check
+// ("could not configure peer name checks", e.g. match=.), Postfix's forced failure.
+std::string name_failure_line(X509* cert, const std::vector<std::string>& reference_names, const std::string& where) {
+    std::vector<std::string> hosts;
+    bool any_ip = false;
+    for (const auto& n : reference_names) {
+        if (n.empty()) continue;
+        if (tls::is_ip_reference(n))
+            any_ip = true;
+        else
+            hosts.push_back(n);
+    }
+    const char* why = hosts.empty() && !any_ip            ? ": num=1:unspecified certificate verification error"
+                      : !hosts.empty() && !tls::names_match(cert, hosts) ? ": num=62:hostname mismatch"
+                                                                          : ": num=64:IP address mismatch";
+    return "server certificate verification failed for " + where + why;
+}
+
+}  // namespace
+
 smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::context* ctx, const std::string& nexthop,
                               const smtp::ServerId& server) {
     smtp::TlsPlan plan;
@@ -230,12 +256,7 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
         if (cert && checks && f.verify_result != X509_V_OK && policy.level >= tls::Level::verify && !name_first) {
             v.log_lines.push_back(verify_log_line(f.verify_result, cert, where, at_ca));
         } else if (cert && checks && policy.level >= tls::Level::verify && !f.names_matched) {
-            std::vector<std::string> hosts;
-            for (const auto& n : f.reference_names)
-                if (!n.empty() && !tls::is_ip_reference(n)) hosts.push_back(n);
-            bool host_failed = !hosts.empty() && !tls::names_match(cert, hosts);
-            v.log_lines.push_back("server certificate verification failed for " + where +
-                                  (host_failed ? ": num=62:hostname mismatch" : ": num=64:IP address mismatch"));
+            v.log_lines.push_back(name_failure_line(cert, f.reference_names, where));
         }
         if (cert && policy.level == tls::Level::fingerprint && !f.fingerprint_matched) {
             // Postfix: when no value has the digest's length ("all fingerprints

@@ -2,7 +2,7 @@
 # configure + build with CMake. Sourced, not run.
 
 BUILD_PACKAGES="g++ cmake ninja-build pkg-config ccache libboost1.81-dev libssl-dev
-  libc-ares-dev libtomlplusplus-dev zlib1g-dev"
+  libc-ares-dev libtomlplusplus-dev zlib1g-dev libidn2-dev"
 TEST_PACKAGES="libgtest-dev postfix swaks python3 python3-aiosmtpd python3-dnslib
   python3-cryptography unbound nsd ldnsutils openssl systemd
   pflogsumm clang libclang-rt-14-dev"

@@ -85,17 +85,25 @@ ReferenceNames resolve_match_names(const std::vector<std::string>& match,
                                    std::string_view mx_hostname) {
     ReferenceNames out;
     for (const auto& m : match) {
+        std::string name;
         if (iequals(m, "nexthop")) {
-            out.names.emplace_back(nexthop_domain);
+            name = nexthop_domain;
         } else if (iequals(m, "dot-nexthop")) {
-            out.names.push_back("." + std::string(nexthop_domain));
+            name = "." + std::string(nexthop_domain);
         } else if (iequals(m, "hostname")) {
-            out.names.emplace_back(mx_hostname);
+            name = mx_hostname;
         } else if (m == ".") {
             out.warnings.push_back("ignoring invalid match name: \".\"");
+            continue;
         } else {
-            out.names.push_back(m);
+            name = m;
         }
+        // add_namechecks(): a non-ASCII name is checked as its A-label (as written
+        // when it cannot be converted); certificates carry A-labels only.
+        const bool dot = name.size() > 1 && name[0] == '.';
+        if (auto a_label = to_a_label(std::string_view(name).substr(dot ? 1 : 0)))
+            name = (dot ? "." : "") + *a_label;
+        out.names.push_back(std::move(name));
     }
     return out;
 }

@@ -1,5 +1,9 @@
 #include "tls/text.hpp"
 
+#include <idn2.h>
+
+#include <cstdlib>
+
 namespace tlsrelay::tls {
 
 namespace {
@@ -71,6 +75,20 @@ bool valid_hostname(std::string_view name) {
         }
     }
     return non_numeric;
+}
+
+std::optional<std::string> to_a_label(std::string_view name) {
+    bool ascii = true;
+    for (unsigned char c : name) ascii = ascii && c < 0x80;
+    if (ascii) return std::string(name);
+    std::string input(name);  // NUL-terminated for libidn2
+    char* out = nullptr;
+    int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(input.c_str()), reinterpret_cast<uint8_t**>(&out),
+                            IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK) return std::nullopt;
+    std::string a_label(out);
+    idn2_free(out);
+    return a_label;
 }
 
 }  // namespace tlsrelay::tls

@@ -2,6 +2,7 @@
 // mystrtok()-style splitting (empty tokens skipped) and valid_hostname().
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,5 +23,10 @@ std::string join(const std::vector<std::string>& items, std::string_view sep);
 // octets each, no empty label, no leading/trailing hyphen, not all-numeric,
 // at most 255 octets. Octets >= 0x80 count as letters (valid_utf8_hostname()).
 bool valid_hostname(std::string_view name);
+
+// Postfix midna_domain_to_ascii(): a name with non-ASCII octets (UTF-8) as its
+// A-label form under UTS #46 (libidn2, NFC input, non-transitional); an all-ASCII
+// name unchanged; nullopt when the name cannot be converted.
+std::optional<std::string> to_a_label(std::string_view name);
 
 }  // namespace tlsrelay::tls

@@ -4,6 +4,7 @@
 
 #include "tests/tls/test_certs.hpp"
 #include "tls/names.hpp"
+#include "tls/text.hpp"
 
 namespace tlsrelay::tls {
 namespace {
@@ -107,12 +108,25 @@ TEST(Names, ResolveStrategies) {
         {{"NextHop", "HOSTNAME", "Dot-Nexthop"}, {"example.com", "mx1.example.net", ".example.com"}},
         {{".example.org", "mail.example.org"}, {".example.org", "mail.example.org"}},
         {{"hostname", "hostname"}, {"mx1.example.net", "mx1.example.net"}},
+        // U-labels become A-labels (UTS #46: NFC, lower case), also after a leading dot
+        {{"b\u00fccher.example", ".B\u00fccher.example", "M\u00fcller.example"},
+         {"xn--bcher-kva.example", ".xn--bcher-kva.example", "xn--mller-kva.example"}},
+        {{"MX.Example.COM"}, {"MX.Example.COM"}},  // ASCII stays as written
     };
     for (const auto& c : cases)
         EXPECT_EQ(resolve_match_names(c.match, "example.com", "mx1.example.net").names, c.names);
     auto dot = resolve_match_names({".", "nexthop"}, "example.com", "mx");
     EXPECT_EQ(dot.names, std::vector<std::string>{"example.com"});
     EXPECT_EQ(dot.warnings, std::vector<std::string>{"ignoring invalid match name: \".\""});
+    auto idn = resolve_match_names({"nexthop"}, "b\u00fccher.example", "mx");  // a UTF-8 next hop too
+    EXPECT_EQ(idn.names, std::vector<std::string>{"xn--bcher-kva.example"});
+}
+
+TEST(Names, ALabels) {
+    EXPECT_EQ(to_a_label("b\u00fccher.example"), "xn--bcher-kva.example");
+    EXPECT_EQ(to_a_label("plain.example"), "plain.example");
+    EXPECT_EQ(to_a_label("\u00df.example"), "xn--zca.example");  // non-transitional: sharp s stays
+    EXPECT_FALSE(to_a_label("a\xff.example"));                   // not UTF-8
 }
 
 }  // namespace
