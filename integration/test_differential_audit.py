@@ -1,0 +1,253 @@
+"""Differential rows for statements of postfix-tls-semantics.md that test_differential.py
+and test_differential_delivery.py did not reach yet (the audit of branch diffaudit):
+smtp_mx_session_limit and smtp_mx_address_limit against TLS failures, relayhost and
+transport next-hop forms (4.3.5 for a relayhost that does not resolve, the most
+specific transport entry), policy-table file syntax (duplicate keys, continuation and
+comment lines, keys without a value, trailing dots), attributes Postfix 3.7 rejects or
+accepts, match= forms at verify/secure/fingerprint, cipher grades and protocol lists.
+
+Rows and comparison are test_differential.py's: the same status, DSN and relay=, a
+reason starting with Postfix's, the same TLS lines, verification lines and sessions
+seen by the peers. "expect" is what the spec predicts, checked against the oracle first.
+"""
+
+from __future__ import annotations
+
+import unittest
+
+from test_differential import (ANON, CONFIG, GOOD, HANDSHAKE, NOMATCH, NOT_OFFERED, NOT_VERIFIED, SENT, TLS12,
+                               TLS13, define_groups, two_mx)
+
+NOT_FOUND = "Host or domain name not found. Name service error for name="
+
+
+def mx_list(*peers: dict) -> dict:
+    """example.test with one MX host per entry (mx1 preference 10, mx2 20, ...); each
+    entry holds the peer's cert (default a good one for its name) and behaviour."""
+    out: dict = {"peers": {}, "dns": []}
+    for n, spec in enumerate(peers, 1):
+        host = f"mx{n}.example.test"
+        out["peers"][f"mx{n}"] = {"names": [host], "cert": spec.get("cert", {"dns": [host]}),
+                                  "behaviour": spec.get("behaviour", {})}
+        out["dns"].append(("example.test", "MX", f"{n * 10} {host}."))
+    return out
+
+
+def said(n: int, reply: str, stage: str) -> str:
+    return f"host mx{n}.example.test[{{mx{n}.addr}}] said: {reply} (in reply to {stage})"
+
+
+def not_offered(n: int) -> tuple:
+    return ("deferred", "4.7.4", f"TLS is required, but was not offered by host mx{n}.example.test[{{mx{n}.addr}}]")
+
+
+BUSY = {"behaviour": {"replies": {"RCPT": "450 4.2.0 Busy"}}}
+LATER = {"behaviour": {"replies": {"MAIL": "451 4.3.0 Later"}}}
+PLAIN = {"cert": None}
+WRONG_NAME = {"cert": {"dns": ["wrong.other.test"]}}
+# mx1 and mx2 without DNS names of their own: reached as [mx1.example.test] / [mx2.example.test]
+BOTH = {"peers": {"mx1": {"names": ["mx1.example.test"], "cert": GOOD},
+                  "mx2": {"names": ["mx2.example.test"], "cert": {"dns": ["mx2.example.test"]}}}}
+
+
+SCENARIOS: dict[str, list[dict]] = {
+    # §1.5, §6 Limits: sessions past EHLO and TLS count towards smtp_mx_session_limit
+    # (2), failures inside EHLO/TLS do not; every address counts towards the address limit (5).
+    "SessionLimits": [
+        dict(name="session-limit-two-sessions-then-stop", **mx_list(BUSY, BUSY, {}),
+             expect=("deferred", "4.2.0", said(2, "450 4.2.0 Busy", "RCPT TO command"))),
+        dict(name="session-limit-mail-refusals-count", **mx_list(LATER, LATER, {}),
+             expect=("deferred", "4.3.0", said(2, "451 4.3.0 Later", "MAIL FROM command"))),
+        dict(name="session-limit-not-offered-not-counted", level="encrypt", **mx_list(PLAIN, BUSY, {}),
+             expect=SENT),
+        dict(name="session-limit-verify-failure-not-counted", level="verify", **mx_list(WRONG_NAME, BUSY, {}),
+             expect=SENT),
+        dict(name="session-limit-handshake-failure-not-counted", level="encrypt",
+             **mx_list({"behaviour": {"tls_break": True}}, BUSY, {}), expect=SENT),
+        dict(name="session-limit-454-not-counted", level="encrypt",
+             **mx_list({"behaviour": {"starttls_reply": "454 4.7.0 Not now"}}, BUSY, {}), expect=SENT),
+        dict(name="session-limit-greeting-421-not-counted", **mx_list({"behaviour": {"greeting": "421 4.3.2 No"}},
+                                                                      BUSY, {}), expect=SENT),
+        dict(name="session-limit-tls-then-two-sessions", level="verify", **mx_list(WRONG_NAME, BUSY, BUSY, {}),
+             expect=("deferred", "4.2.0", said(3, "450 4.2.0 Busy", "RCPT TO command"))),
+        dict(name="address-limit-not-offered-six", level="encrypt", **mx_list(*[PLAIN] * 6), expect=not_offered(5)),
+        dict(name="address-limit-verify-failures-six", level="verify", **mx_list(*[WRONG_NAME] * 6),
+             expect=NOT_VERIFIED),
+        dict(name="address-limit-mixed-failures-sixth-good", level="encrypt",
+             **mx_list(PLAIN, {"behaviour": {"tls_break": True}}, PLAIN, PLAIN, PLAIN, {}), expect=not_offered(5)),
+        dict(name="policy-error-then-limits", policy=["example.test encrypt bogus=1"], **mx_list({}, {}),
+             expect=CONFIG),
+    ],
+
+    # §6 Next-hop derivation: relayhost failures are deferred 4.3.5; transport_maps
+    # lookups go from the full domain to ever shorter ".parent" entries.
+    "RelayhostAndRoutes": [
+        dict(name="relayhost-bracket-nxdomain-defers-435", main={"relayhost": "[gone.example.test]"}, peers={},
+             dns=[], expect=("deferred", "4.3.5", NOT_FOUND + "gone.example.test type=")),
+        dict(name="relayhost-domain-nxdomain-defers-435", main={"relayhost": "gone.test"}, peers={}, dns=[],
+             expect=("deferred", "4.3.5", NOT_FOUND + "gone.test type=")),
+        dict(name="relayhost-null-mx-defers-435", main={"relayhost": "relay.test"}, peers={},
+             dns=[("relay.test", "MX", "0 .")],
+             expect=("deferred", "4.3.5", "Domain relay.test does not accept mail (nullMX)")),
+        dict(name="relayhost-servfail-stays-443", main={"relayhost": "relay.test"},
+             dns_failures=[("relay.test", "MX", "SERVFAIL")],
+             expect=("deferred", "4.4.3", NOT_FOUND + "relay.test type=MX")),
+        dict(name="transport-nexthop-nxdomain-bounces", transport={"example.test": "smtp:[gone.example.test]"},
+             peers={}, dns=[], expect=("bounced", "5.4.4", NOT_FOUND + "gone.example.test type=")),
+        dict(name="relayhost-domain-mx-parent-policy", cert=None, main={"relayhost": "relay.example.test"},
+             dns=[("relay.example.test", "MX", "10 mx1.example.test.")], policy=[".example.test encrypt"],
+             expect=NOT_OFFERED),
+        dict(name="relayhost-domain-port-mx-policy-key", cert=None, main={"relayhost": "relay.example.test:25"},
+             dns=[("relay.example.test", "MX", "10 mx1.example.test.")],
+             policy=["relay.example.test encrypt", ".example.test encrypt"], expect=SENT),
+        dict(name="transport-most-specific-parent-wins", recipients=["user@sub.example.test"], dns=[],
+             transport={".test": "smtp:[mx2.example.test]", ".example.test": "smtp:[mx1.example.test]"},
+             **BOTH, expect=SENT),
+        dict(name="transport-exact-before-parent", recipients=["user@sub.example.test"], dns=[],
+             transport={".example.test": "smtp:[mx2.example.test]", "sub.example.test": "smtp:[mx1.example.test]"},
+             **BOTH, expect=SENT),
+        dict(name="transport-bare-domain-not-for-subdomain", recipients=["user@sub.example.test"],
+             dns=[("sub.example.test", "MX", "10 mx1.example.test.")],
+             transport={"example.test": "smtp:[mx2.example.test]"}, **BOTH, expect=SENT),
+        dict(name="transport-empty-nexthop-is-domain", transport={"example.test": "smtp:"},
+             policy=["example.test secure match=hostname"], expect=SENT),
+        dict(name="three-domains-three-policies", recipients=["a@example.test", "b@other.test", "c@third.test"],
+             peers={"mx1": {"names": ["mx1.example.test"], "cert": GOOD},
+                    "mx2": {"names": ["mx2.other.test"], "cert": {"dns": ["mx2.other.test"]}},
+                    "mx3": {"names": ["mx3.third.test"]}},
+             dns=[("example.test", "MX", "10 mx1.example.test."), ("other.test", "MX", "10 mx2.other.test."),
+                  ("third.test", "MX", "10 mx3.third.test.")],
+             policy=["example.test secure match=hostname", f"other.test fingerprint match={NOMATCH}",
+                     "third.test encrypt"], expect=SENT),
+    ],
+
+    # §3.1-§3.3: the table file itself (texthash, as Postfix reads it) and attributes.
+    "TableSyntax": [
+        # texthash refuses a file with a duplicate key: every lookup fails, for every next hop
+        dict(name="duplicate-key-table-unusable", cert=None, policy=["example.test encrypt", "example.test may"],
+             expect=CONFIG),
+        dict(name="duplicate-key-case-differs", cert=None, policy=["Example.Test may", "example.test encrypt"],
+             expect=CONFIG),
+        dict(name="duplicate-other-key-fails-every-lookup", level="none",
+             policy=["other.test may", "other.test encrypt"], expect=CONFIG),
+        dict(name="indented-comment-inside-continuation", cert={"dns": ["example.test"]},
+             policy=["example.test secure", "  # the next line continues the entry", "  match=nexthop"],
+             expect=SENT),
+        dict(name="key-alone-on-its-line", level="encrypt", cert=None, policy=["example.test"], expect=NOT_OFFERED),
+        dict(name="key-then-value-on-continuation", cert=None, policy=["example.test", "  encrypt"],
+             expect=NOT_OFFERED),
+        dict(name="key-with-trailing-dot", cert=None, policy=["example.test. encrypt"], expect=SENT),
+        dict(name="tabs-between-tokens", cert={"dns": ["example.test"]}, policy=["example.test\tsecure\tmatch=nexthop"],
+             expect=SENT),
+        dict(name="blank-line-does-not-end-entry", cert=None, policy=["example.test may", "", "  encrypt"],
+             expect=CONFIG),
+        dict(name="connection-reuse-bad-value", policy=["example.test encrypt connection_reuse=maybe"], expect=CONFIG),
+        dict(name="connection-reuse-no", policy=["example.test encrypt connection_reuse=no"], expect=SENT),
+        dict(name="enable-rpk-unknown-in-37", policy=["example.test encrypt enable_rpk=no"], expect=CONFIG),
+        dict(name="match-at-dane", policy=["example.test dane match=hostname"], expect=CONFIG),
+        dict(name="tafile-at-fingerprint", policy=["example.test fingerprint match=$FP(mx1 cert sha256) "
+                                                   "tafile=$PATH(root)"], expect=CONFIG),
+        dict(name="tafile-empty", policy=["example.test verify tafile="], expect=CONFIG),
+        dict(name="exclude-repeated", policy=["example.test encrypt exclude=RC4 exclude=MD5"], expect=CONFIG),
+        dict(name="servername-repeated", policy=["example.test encrypt servername=hostname servername=nexthop"],
+             expect=CONFIG),
+        dict(name="main-servername-invalid", level="encrypt", main={"smtp_tls_servername": "-bad-.test"},
+             expect=CONFIG),
+        dict(name="main-servername-invalid-policy-overrides", policy=["example.test encrypt servername=hostname"],
+             main={"smtp_tls_servername": "-bad-.test"}, sni="mx1.example.test", expect=SENT),
+        # valid_hostname() is ASCII only: a U-label servername is not converted but invalid
+        dict(name="servername-u-label-invalid", policy=["example.test encrypt servername=b\u00fccher.example.test"],
+             expect=CONFIG),
+        dict(name="main-servername-u-label-invalid", level="encrypt",
+             main={"smtp_tls_servername": "b\u00fccher.example.test"}, expect=CONFIG),
+        dict(name="equals-sign-in-value", policy=["example.test encrypt ciphers=high=1"], expect=HANDSHAKE),
+        dict(name="empty-exclude-allowed", behaviour=ANON, main={"smtp_tls_exclude_ciphers": "aNULL"},
+             policy=["example.test encrypt exclude="], expect=SENT),
+    ],
+
+    # §4 and §5: match= forms at verify, secure and fingerprint.
+    "MatchForms": [
+        dict(name="secure-dot-literal-vs-partial-wildcard-san", cert={"dns": ["mx*.example.test"]},
+             policy=["example.test secure match=.example.test"], expect=SENT),
+        dict(name="secure-dot-literal-vs-deep-wildcard-san", cert={"dns": ["*.a.example.test"]},
+             policy=["example.test secure match=.example.test"], expect=SENT),
+        dict(name="verify-wildcard-at-second-level", level="verify",
+             peers={"mx1": {"names": ["a.b.example.test"], "cert": {"dns": ["*.b.example.test"]}}},
+             dns=[("example.test", "MX", "10 a.b.example.test.")], expect=SENT),
+        dict(name="verify-double-wildcard-literal", level="verify",
+             peers={"mx1": {"names": ["a.b.example.test"], "cert": {"dns": ["*.*.example.test"]}}},
+             dns=[("example.test", "MX", "10 a.b.example.test.")], expect=NOT_VERIFIED),
+        dict(name="secure-dot-nexthop-two-labels-down", level="secure",
+             peers={"mx1": {"names": ["a.b.example.test"], "cert": {"dns": ["a.b.example.test"]}}},
+             dns=[("example.test", "MX", "10 a.b.example.test.")], expect=SENT),
+        dict(name="verify-match-lone-dot", policy=["example.test verify match=."], expect=NOT_VERIFIED),
+        dict(name="verify-match-lone-dot-and-hostname", policy=["example.test verify match=.:hostname"], expect=SENT),
+        dict(name="secure-match-uppercase-literal", policy=["example.test secure match=MX1.EXAMPLE.TEST"],
+             expect=SENT),
+        dict(name="secure-match-three-alternatives-last", policy=["example.test secure match=a.test:b.test:"
+                                                                  "mx1.example.test"], expect=SENT),
+        dict(name="secure-match-empty-alternative", policy=["example.test secure match=a.test::mx1.example.test"],
+             expect=SENT),
+        dict(name="secure-cn-matches-san-does-not", cert={"dns": ["other.example.net"], "cn": "mx1.example.test"},
+             policy=["example.test secure match=hostname"], expect=NOT_VERIFIED),
+        dict(name="secure-cn-only-nexthop", level="secure", cert={"cn": "example.test"}, expect=SENT),
+        dict(name="verify-match-idn-u-label", cert={"dns": ["xn--bcher-kva.example.test"]},
+             policy=["example.test verify match=b\u00fccher.example.test"], expect=SENT),
+        dict(name="fp-all-malformed-falls-back-to-main", policy=["example.test fingerprint match=zz"],
+             main={"smtp_tls_fingerprint_cert_match": "$FP(mx1 cert sha256)"}, expect=SENT),
+        dict(name="fp-trailing-colon-malformed", policy=["example.test fingerprint match=$FP(mx1 cert sha256):"],
+             expect=CONFIG),
+        dict(name="fp-odd-digit-group-malformed", policy=["example.test fingerprint match=" + NOMATCH[1:]],
+             expect=CONFIG),
+        dict(name="fp-pkey-sha256-upper-nocolon", policy=["example.test fingerprint match=$FP(mx1 pkey sha256 "
+                                                          "nocolon)"], expect=SENT),
+        dict(name="fp-three-values-wrong-digest-and-good",
+             policy=["example.test fingerprint match=$FP(mx1 cert sha1)|" + NOMATCH + " match=$FP(mx1 pkey sha256)"],
+             expect=SENT),
+        dict(name="fp-ignores-main-list-when-policy-matches", policy=[f"example.test fingerprint match={NOMATCH}"],
+             main={"smtp_tls_fingerprint_cert_match": "$FP(mx1 cert sha256)"}, expect=NOT_VERIFIED),
+    ],
+
+    # §1.2, §8: grades, exclusions and protocol lists as 3.7 applies them.
+    "GradesAndProtocols": [
+        dict(name="encrypt-ciphers-export-is-a-grade", policy=["example.test encrypt ciphers=export"], expect=SENT),
+        dict(name="encrypt-ciphers-low-is-a-grade", policy=["example.test encrypt ciphers=low"], expect=SENT),
+        dict(name="encrypt-ciphers-upper-case", policy=["example.test encrypt ciphers=HIGH"], expect=SENT),
+        dict(name="encrypt-ciphers-null-vs-tls13-peer", policy=["example.test encrypt ciphers=null"],
+             expect=HANDSHAKE),
+        dict(name="encrypt-ciphers-null-vs-tls12-peer", behaviour=TLS12, policy=["example.test encrypt ciphers=null"],
+             expect=HANDSHAKE),
+        dict(name="encrypt-exclude-bang-token", policy=["example.test encrypt exclude=!RC4"], expect=HANDSHAKE),
+        dict(name="encrypt-exclude-replaces-main", behaviour=ANON, main={"smtp_tls_exclude_ciphers": "aNULL"},
+             policy=["example.test encrypt exclude=RC4"], expect=SENT),
+        dict(name="encrypt-main-mandatory-ciphers-high-anon", level="encrypt", behaviour=ANON,
+             main={"smtp_tls_mandatory_ciphers": "high"}, expect=SENT),
+        dict(name="encrypt-main-mandatory-ciphers-bogus", level="encrypt",
+             main={"smtp_tls_mandatory_ciphers": "bogus"}, expect=HANDSHAKE),
+        dict(name="encrypt-not-tls12-vs-tls12-only-peer", behaviour=TLS12,
+             policy=["example.test encrypt protocols=!TLSv1.2"], expect=HANDSHAKE),
+        dict(name="encrypt-not-tls13-vs-tls12-only-peer", behaviour=TLS12,
+             policy=["example.test encrypt protocols=!TLSv1.3"], expect=SENT),
+        dict(name="encrypt-protocols-lower-case", behaviour=TLS12, policy=["example.test encrypt protocols=>=tlsv1.3"],
+             expect=HANDSHAKE),
+        dict(name="encrypt-include-tls13-vs-tls12-peer", behaviour=TLS12,
+             policy=["example.test encrypt protocols=TLSv1.3"], expect=HANDSHAKE),
+        dict(name="encrypt-include-two-versions", behaviour=TLS12,
+             policy=["example.test encrypt protocols=TLSv1.2:TLSv1.3"], expect=SENT),
+        dict(name="encrypt-at-most-tls11", policy=["example.test encrypt protocols=<=TLSv1.1"], expect=HANDSHAKE),
+        dict(name="main-mandatory-protocols-commas", level="encrypt", behaviour=TLS13,
+             main={"smtp_tls_mandatory_protocols": "!SSLv2, !SSLv3, !TLSv1.3"}, expect=HANDSHAKE),
+        dict(name="main-mandatory-protocols-hex-ceiling", level="encrypt",
+             main={"smtp_tls_mandatory_protocols": "<=0303"}, behaviour=TLS12, expect=SENT),
+        dict(name="fingerprint-exclude-replaces-main", behaviour=TLS12,
+             main={"smtp_tls_exclude_ciphers": "ECDHE"},
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256) exclude=RC4"], expect=SENT),
+        dict(name="verify-main-exclude-ecdhe-vs-tls12", level="verify", behaviour=TLS12,
+             main={"smtp_tls_exclude_ciphers": "kECDHE"}, expect=HANDSHAKE),
+    ],
+}
+
+define_groups(globals(), SCENARIOS)
+
+if __name__ == "__main__":
+    unittest.main()
