@@ -208,8 +208,8 @@ MxResult parse_mx_reply(std::span<const std::uint8_t> reply, bool dnssec) {
         if (host.back() == '.') host.remove_suffix(1);
         result.records.push_back({mx->priority, std::string(host)});
     }
-    if (result.records.size() > 1)  // "." only means null MX when it stands alone
-        std::erase_if(result.records, [](const MxRecord& r) { return r.host.empty(); });
+    // A "." target is kept even beside real hosts: Postfix's dns_get_rr() then answers
+    // DNS_NULLMX for the whole lookup (observed: "0 ." + "10 mx1" bounces 5.1.0).
     if (result.records.empty()) result.status = Status::nodata;
     return result;
 }

@@ -35,7 +35,13 @@ struct MxResult {
     Status status = Status::try_again;
     bool secure = false;            // the resolver set AD (only meaningful with dnssec)
     std::vector<MxRecord> records;  // as received (unsorted)
-    bool null_mx() const { return records.size() == 1 && records[0].host.empty(); }
+    // Postfix's dns_get_rr() answers DNS_NULLMX for any "." target, even one listed
+    // beside real MX hosts (observed: "0 ." + "10 mx1" bounces 5.1.0 nullMX).
+    bool null_mx() const {
+        for (const auto& r : records)
+            if (r.host.empty()) return true;
+        return false;
+    }
 };
 
 struct AddressResult {

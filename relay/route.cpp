@@ -54,28 +54,28 @@ std::optional<RouteError> relayhost_problem(const RouteError& e, std::string_vie
 boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextHop& hop,
                                             const std::vector<boost::asio::ip::tcp::endpoint>& self) {
     Route route;
+    const std::string& name = hop.host.empty() ? hop.domain : hop.host;  // as written, for texts
     std::vector<dns::MxRecord> hosts;
     bool mx_secure = true;
     if (hop.mx_lookup) {
         dns::MxResult mx = co_await resolver.mx(hop.domain);
         if (mx.status == dns::Status::ok && mx.null_mx()) {
-            route.error = RouteError{"5.1.0", "Domain " + hop.domain + " does not accept mail (nullMX)"};
+            route.error = RouteError{"5.1.0", "Domain " + name + " does not accept mail (nullMX)"};
             co_return route;
         }
         if (mx.status == dns::Status::ok) {
             hosts = mx.records;
             mx_secure = mx.secure;
         } else if (mx.status != dns::Status::nxdomain && mx.status != dns::Status::nodata) {
-            route.error = dns_error(hop.domain, "MX", mx.status);
+            route.error = dns_error(name, "MX", mx.status);
             co_return route;
         }
     }
     bool implicit = hosts.empty();
-    if (implicit) hosts.push_back({0, hop.domain});
+    if (implicit) hosts.push_back({0, name});  // [MX1.Example.COM] stays as written
     std::optional<RouteError> last;
     bool soft_seen = false;
     for (const auto& h : hosts) {
-        if (h.host.empty()) continue;  // a null MX among others is ignored
         dns::AddressResult a = co_await resolver.addresses(h.host);
         if (a.status != dns::Status::ok) {
             last = dns_error(h.host, a.error_type, a.status);  // the type whose error decided, AAAA on a tie
@@ -104,16 +104,16 @@ boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextH
         std::erase_if(route.targets, [&](const Target& t) { return t.preference >= *self_pref; });
         if (route.targets.empty()) {
             route.error = best_pref != best_found
-                              ? RouteError{"4.4.4", "unable to find primary relay for " + hop.domain}
-                              : RouteError{"5.4.6", "mail for " + hop.domain + " loops back to myself"};
+                              ? RouteError{"4.4.4", "unable to find primary relay for " + name}
+                              : RouteError{"5.4.6", "mail for " + name + " loops back to myself"};
             co_return route;
         }
     }
     if (route.targets.size() > mx_address_limit) route.targets.resize(mx_address_limit);
     if (route.targets.empty() && !implicit)
-        support::log_warning("smtp", "no MX host for " + hop.domain + " has a valid address record");
+        support::log_warning("smtp", "no MX host for " + name + " has a valid address record");
     if (route.targets.empty())
-        route.error = last ? *last : RouteError{"4.4.3", lookup_error(hop.domain, "AAAA", dns::Status::try_again)};
+        route.error = last ? *last : RouteError{"4.4.3", lookup_error(name, "AAAA", dns::Status::try_again)};
     co_return route;
 }
 

@@ -114,6 +114,27 @@ TEST_F(ResolverTest, NullMx) {
     EXPECT_TRUE(r.null_mx());
 }
 
+TEST_F(ResolverTest, NullMxBesideARealHostIsKept) {
+    server_.respond([](const ReceivedQuery& q) {
+        return one(ReplyBuilder(q)
+                       .answer("", t_mx, test::mx_rdata(10, "mx1.example.com"))
+                       .answer("", t_mx, test::mx_rdata(20, "")));
+    });
+    auto r = mx(*make(), "example.com");
+    EXPECT_EQ(r.status, Status::ok);
+    EXPECT_EQ(r.records.size(), 2u);
+    EXPECT_TRUE(r.null_mx());
+}
+
+TEST(MxResult, NullMxAmongOtherRecordsStillCounts) {
+    MxResult r{Status::ok, false, {{0, ""}, {10, "mx1.example.com"}}};
+    EXPECT_TRUE(r.null_mx());
+    r.records = {{10, "mx1.example.com"}, {20, ""}};
+    EXPECT_TRUE(r.null_mx());
+    r.records = {{10, "mx1.example.com"}};
+    EXPECT_FALSE(r.null_mx());
+}
+
 TEST_F(ResolverTest, ManyMxRecordsAreCappedAndFetchedOverTcp) {
     server_.respond([](const ReceivedQuery& q) {
         if (!q.tcp)  // too big for UDP: say so, c-ares retries over TCP
