@@ -53,6 +53,7 @@ std::optional<NextHop> parse_nexthop(std::string_view text, unsigned short defau
         hop.port = *p;
     }
     hop.domain = lower(host);
+    hop.host = std::string(host);
     return hop;
 }
 

@@ -17,6 +17,7 @@ struct NextHop {
     std::string domain;  // host or domain without brackets and port (lower case)
     unsigned short port = 25;
     bool mx_lookup = true;  // false for [host] forms
+    std::string host;       // domain as written: Postfix names a relayhost so in relay= and texts
 };
 
 // Parses a next-hop destination; default_port applies when none is written.

@@ -43,6 +43,9 @@ TEST(NextHop, Syntax) {
         EXPECT_EQ(hop->port, c.port) << c.text;
         EXPECT_EQ(hop->mx_lookup, c.mx) << c.text;
     }
+    // the host as written: Postfix logs relay=MX.Example.COM[...] for [MX.Example.COM]
+    EXPECT_EQ(parse_nexthop("[MX.Example.COM]:587", 25)->host, "MX.Example.COM");
+    EXPECT_EQ(parse_nexthop("Example.COM:2525", 25)->host, "Example.COM");
 }
 
 TEST(NextHop, RoutesThenRelayhostThenDomain) {
