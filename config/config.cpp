@@ -9,6 +9,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "tls/text.hpp"
+
 namespace tlsrelay::config {
 namespace {
 
@@ -299,6 +301,8 @@ void read_root(Context& ctx, const toml::table& root, Config& cfg) {
     check_choice(ctx, root, "log", "format", cfg.log.format, {"postfix", "json"});
     check_choice(ctx, root, "tls", "fingerprint_digest", cfg.tls.fingerprint_digest,
                  {"md5", "sha1", "sha256", "sha512"});
+    // Postfix matches level names in any case (name_code() without the strict-case flag)
+    cfg.tls.security_level = tls::lower(cfg.tls.security_level);
     check_choice(ctx, root, "tls", "security_level", cfg.tls.security_level,
                  {"none", "may", "encrypt", "dane", "dane-only", "fingerprint", "verify", "secure"});
 }

@@ -164,6 +164,12 @@ TEST(Config, ReportsEveryProblemNotJustTheFirst) {
     EXPECT_EQ(r.problems.size(), 3u);
 }
 
+TEST(Config, SecurityLevelInAnyCase) {
+    auto r = load("[tls]\nsecurity_level = \"Encrypt\"\n");  // as Postfix's name_code()
+    EXPECT_TRUE(r.problems.empty());
+    EXPECT_EQ(r.config.tls.security_level, "encrypt");
+}
+
 TEST(Config, Durations) {
     EXPECT_EQ(parse_duration("30s"), 30s);
     EXPECT_EQ(parse_duration("5m"), 5min);
