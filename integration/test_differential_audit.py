@@ -245,6 +245,43 @@ SCENARIOS: dict[str, list[dict]] = {
         dict(name="verify-main-exclude-ecdhe-vs-tls12", level="verify", behaviour=TLS12,
              main={"smtp_tls_exclude_ciphers": "kECDHE"}, expect=HANDSHAKE),
     ],
+
+    # Odd corners of next hops, anchors and STARTTLS at may (round two of the audit).
+    "MoreCorners": [
+        # dns_get_rr(): any "." target makes the whole answer a null MX
+        dict(name="null-mx-among-other-mx", dns=[("example.test", "MX", "0 ."), ("example.test", "MX", "10 mx1.example.test.")],
+             expect=("bounced", "5.1.0", "Domain example.test does not accept mail (nullMX)")),
+        dict(name="null-mx-after-real-mx", dns=[("example.test", "MX", "10 mx1.example.test."), ("example.test", "MX", "20 .")],
+             expect=("bounced", "5.1.0", "Domain example.test does not accept mail (nullMX)")),
+        dict(name="relayhost-upper-case-nxdomain", main={"relayhost": "[GONE.Example.TEST]"}, dns=[], peers={},
+             expect=("deferred", "4.3.5", "Host or domain name not found. Name service error for name=GONE.Example.TEST")),
+        dict(name="policy-key-upper-case-bracketed", cert=None, main={"relayhost": "[mx1.example.test]:25"}, dns=[],
+             policy=["[MX1.Example.TEST]:25 encrypt"], expect=NOT_OFFERED),
+        dict(name="relayhost-upper-case-bracketed", cert=None, main={"relayhost": "[MX1.EXAMPLE.TEST]"}, dns=[],
+             policy=["[mx1.example.test] encrypt"],
+             expect=("deferred", "4.7.4", "TLS is required, but was not offered by host MX1.EXAMPLE.TEST")),
+        dict(name="relayhost-upper-case-secure-nexthop", main={"relayhost": "[MX1.EXAMPLE.TEST]"}, dns=[],
+             policy=["[mx1.example.test] secure match=nexthop"], expect=SENT),
+        dict(name="main-level-mixed-case", level="Encrypt", cert=None, expect=NOT_OFFERED),
+        dict(name="may-starttls-502-plaintext", level="may",
+             behaviour={"starttls_reply": "502 5.5.1 Not implemented"}, expect=SENT),
+        dict(name="may-starttls-554-plaintext", level="may", behaviour={"starttls_reply": "554 5.7.0 No"},
+             expect=SENT),
+        dict(name="tafile-empty-file", policy=["example.test verify tafile=/dev/null"], expect=CONFIG),
+        dict(name="tafile-twice-second-anchors", policy=["example.test verify tafile=$PATH(unknown-root) "
+                                                          "tafile=$PATH(root)"], expect=SENT),
+        dict(name="tafile-leaf-anchor-secure-wrong-nexthop", cert={"dns": ["mx1.example.test"], "self_signed": True},
+             policy=["example.test secure tafile=$PATH(mx1)"], expect=SENT),
+        dict(name="fp-wrong-length-only-main-not-used", policy=["example.test fingerprint match=$FP(mx1 cert md5)"],
+             main={"smtp_tls_fingerprint_cert_match": "$FP(mx1 cert sha256)"}, expect=NOT_VERIFIED),
+        dict(name="none-main-policy-may-uses-tls", level="none", policy=["example.test may"], expect=SENT),
+        dict(name="verify-main-match-dot-literal", level="verify", cert={"dns": ["mx1.other.test"]},
+             main={"smtp_tls_verify_cert_match": ".other.test"}, expect=SENT),
+        dict(name="secure-main-match-hostname-only", level="secure", main={"smtp_tls_secure_cert_match": "hostname"},
+             expect=SENT),
+        dict(name="nextmx-policy-none-for-domain", cert=None, level="secure", policy=["example.test none"],
+             **two_mx({}, {}), expect=SENT),
+    ],
 }
 
 define_groups(globals(), SCENARIOS)
