@@ -282,6 +282,33 @@ SCENARIOS: dict[str, list[dict]] = {
         dict(name="nextmx-policy-none-for-domain", cert=None, level="secure", policy=["example.test none"],
              **two_mx({}, {}), expect=SENT),
     ],
+
+    # STARTTLS replies and connections that end around it.
+    "StarttlsEdges": [
+        dict(name="encrypt-starttls-dropped", level="encrypt", behaviour={"drop": ["STARTTLS"]},
+             expect=("deferred", "4.4.2", "lost connection with mx1.example.test[{mx1.addr}] while receiving the "
+                                          "STARTTLS response")),
+        dict(name="may-starttls-dropped", level="may", behaviour={"drop": ["STARTTLS"]},
+             expect=("deferred", "4.4.2", "lost connection with mx1.example.test[{mx1.addr}] while receiving the "
+                                          "STARTTLS response")),
+        dict(name="encrypt-starttls-dropped-then-next-mx", level="encrypt",
+             **mx_list({"behaviour": {"drop": ["STARTTLS"]}}, {}), expect=SENT),
+        dict(name="session-limit-starttls-dropped-not-counted", level="encrypt",
+             **mx_list({"behaviour": {"drop": ["STARTTLS"]}}, BUSY, {}), expect=SENT),
+        dict(name="encrypt-starttls-421", level="encrypt", behaviour={"starttls_reply": "421 4.3.2 Closing"},
+             expect=("deferred", "4.3.2", "TLS is required, but host mx1.example.test[{mx1.addr}] refused to start "
+                                          "TLS: 421 4.3.2 Closing")),
+        dict(name="may-starttls-421", level="may", behaviour={"starttls_reply": "421 4.3.2 Closing"}, expect=SENT),
+        dict(name="encrypt-starttls-220-multiline", level="encrypt",
+             behaviour={"starttls_reply": "220-Ready\r\n220 go ahead"}, expect=SENT),
+        # plaintext sent behind the 220 is discarded, not taken as a reply after the handshake
+        dict(name="encrypt-plaintext-injected-after-220", level="encrypt",
+             behaviour={"inject_after_starttls": "250 injected\r\n"}, expect=SENT),
+        dict(name="may-plaintext-injected-after-220", level="may",
+             behaviour={"inject_after_starttls": "250 injected\r\n"}, expect=SENT),
+        dict(name="verify-mail-dropped-after-tls", level="verify", behaviour={"drop": ["MAIL"]},
+             expect=("deferred", "4.4.2")),
+    ],
 }
 
 define_groups(globals(), SCENARIOS)

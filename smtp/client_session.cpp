@@ -259,8 +259,10 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
         if (!required) co_return std::nullopt;
         co_return Failure{"4.7.5", "TLS is required, but our TLS engine is unavailable"};
     }
-    auto r = co_await command("STARTTLS", "sending STARTTLS");
-    if (!r) co_return lost("sending STARTTLS");
+    // Postfix's smtp_helo() names the whole exchange "receiving the STARTTLS response"
+    // (observed for a server that closes on STARTTLS), whether the write or the read failed.
+    auto r = co_await command("STARTTLS", "receiving the STARTTLS response");
+    if (!r) co_return lost("receiving the STARTTLS response");
     if (!r->positive()) {  // any 2xx starts TLS, as in Postfix
         if (!required) co_return std::nullopt;  // may: carry on in plaintext
         co_return refused(*r, "TLS is required, but host " + server_.name_addr() + " refused to start TLS: " + r->text());
