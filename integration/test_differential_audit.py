@@ -248,6 +248,28 @@ SCENARIOS: dict[str, list[dict]] = {
 
     # Odd corners of next hops, anchors and STARTTLS at may (round two of the audit).
     "MoreCorners": [
+        # Postfix 3.5+ next-hop lists: each destination in turn, each its own policy key
+        dict(name="relayhost-list-first-unresolvable", main={"relayhost": "[gone.example.test], [mx1.example.test]"},
+             dns=[], expect=SENT),
+        dict(name="relayhost-list-policy-per-element", cert=None,
+             main={"relayhost": "[mx2.example.test],[mx1.example.test]"}, dns=[],
+             peers={"mx1": {"names": ["mx1.example.test"]}, "mx2": {"names": ["mx2.example.test"]}},
+             policy=["[mx2.example.test] encrypt"], expect=SENT),
+        dict(name="relayhost-list-whole-text-not-a-key", cert=None,
+             main={"relayhost": "[mx2.example.test] [mx1.example.test]"}, dns=[],
+             peers={"mx1": {"names": ["mx1.example.test"]}, "mx2": {"names": ["mx2.example.test"]}},
+             policy=["[mx2.example.test] [mx1.example.test] encrypt"], expect=SENT),
+        dict(name="relayhost-list-all-unresolvable", main={"relayhost": "[gone1.example.test],[gone2.example.test]"},
+             dns=[], peers={}, expect=("bounced", "5.4.4", "Host or domain name not found. Name service error for "
+                                                           "name=gone2.example.test")),
+        dict(name="relayhost-list-both-fail-last-reason", level="encrypt", dns=[],
+             main={"relayhost": "[mx1.example.test], [mx2.example.test]"},
+             peers={"mx1": {"names": ["mx1.example.test"]}, "mx2": {"names": ["mx2.example.test"]}},
+             expect=not_offered(2)),
+        dict(name="transport-list-verify-second", level="verify", dns=[],
+             transport={"example.test": "smtp:[mx2.example.test],[mx1.example.test]"},
+             peers={"mx1": {"names": ["mx1.example.test"], "cert": GOOD},
+                    "mx2": {"names": ["mx2.example.test"], "cert": {"dns": ["wrong.other.test"]}}}, expect=SENT),
         # dns_get_rr(): any "." target makes the whole answer a null MX
         dict(name="null-mx-among-other-mx", dns=[("example.test", "MX", "0 ."), ("example.test", "MX", "10 mx1.example.test.")],
              expect=("bounced", "5.1.0", "Domain example.test does not accept mail (nullMX)")),

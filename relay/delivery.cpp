@@ -281,7 +281,9 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
     Route route = co_await resolve_route(ctx.resolver, g.hop, ctx.self);
     if (route.error) {
         RouteError err = *route.error;
-        if (auto soft = relayhost_problem(err, g.hop.text, ctx.config.delivery.relayhost)) {
+        // Postfix compares the first destination of a list with the whole relayhost
+        const std::string& first = g.hop.list.empty() ? g.hop.text : g.hop.list.front().text;
+        if (auto soft = relayhost_problem(err, first, ctx.config.delivery.relayhost)) {
             support::log_warning("smtp", "relayhost configuration problem");
             err = *soft;
         }
@@ -298,21 +300,22 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         const Target& t = route.targets[n];
         final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
         smtp::ServerId server{t.hostname, t.address, t.port};
-        smtp::TlsPlan plan = ctx.plan(g.hop.text, server);
+        const std::string& key = t.nexthop.empty() ? g.hop.text : t.nexthop;  // a list: its element
+        smtp::TlsPlan plan = ctx.plan(key, server);
         std::optional<tls::DaneDecision> dane;
         if (!plan.invalid && ctx.dane_plan &&
             (plan.level == tls::Level::dane || plan.level == tls::Level::dane_only)) {
             // Postfix's dane_init: MX and host DNSSEC status, then the TLSA records.
             auto main_level = tls::parse_level(ctx.config.tls.security_level).value_or(tls::Level::may);
             dane = co_await resolve_dane(ctx.resolver, t, plan.level, tls::default_insecure_mx_policy(main_level));
-            plan = ctx.dane_plan(g.hop.text, server, *dane);
+            plan = ctx.dane_plan(key, server, *dane);
         }
         const sts::RptPolicy rpt_policy = applied_rpt_policy(dane ? &*dane : nullptr, sts.policy(), plan.source, t.hostname);
         if (plan.invalid) {  // Postfix skips the address without connecting
             const std::string why = plan.invalid_reason.empty() ? "client TLS configuration problem"
                                                                 : plan.invalid_reason;
             for (const auto& w : plan.warnings) support::log_warning("smtp", w);
-            support::log_warning("smtp", "TLS policy lookup for " + g.hop.text + "/" + t.hostname + ": " + why);
+            support::log_warning("smtp", "TLS policy lookup for " + key + "/" + t.hostname + ": " + why);
             if (!plan.source.empty())  // beyond Postfix: where to fix it
                 support::log_warning("smtp", plan.source + ": the policy entry for \"" + g.hop.text +
                                                  "\" is not usable; its mail is deferred, never sent with "

@@ -23,9 +23,31 @@ std::optional<unsigned short> parse_port(std::string_view p) {
     return static_cast<unsigned short>(v);
 }
 
+std::optional<NextHop> parse_one(std::string_view text, unsigned short default_port);
+
 }  // namespace
 
 std::optional<NextHop> parse_nexthop(std::string_view text, unsigned short default_port) {
+    std::vector<NextHop> list;
+    size_t pos = 0;
+    while ((pos = text.find_first_not_of(", \t", pos)) != std::string_view::npos) {
+        size_t end = std::min(text.find_first_of(", \t", pos), text.size());
+        auto one = parse_one(text.substr(pos, end - pos), default_port);
+        if (!one) return std::nullopt;
+        list.push_back(std::move(*one));
+        pos = end;
+    }
+    if (list.empty()) return std::nullopt;
+    if (list.size() == 1) return list.front();  // stray separators around one destination
+    NextHop hop = list.front();
+    hop.text = std::string(text);
+    hop.list = std::move(list);
+    return hop;
+}
+
+namespace {
+
+std::optional<NextHop> parse_one(std::string_view text, unsigned short default_port) {
     NextHop hop;
     hop.text = std::string(text);
     hop.port = default_port;
@@ -56,8 +78,6 @@ std::optional<NextHop> parse_nexthop(std::string_view text, unsigned short defau
     hop.host = std::string(host);
     return hop;
 }
-
-namespace {
 
 // transport_maps lookup order (src/global/transport.c find_transport): the whole
 // domain, then ".parent" for each parent from the longest to the shortest; the first

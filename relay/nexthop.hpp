@@ -18,9 +18,14 @@ struct NextHop {
     unsigned short port = 25;
     bool mx_lookup = true;  // false for [host] forms
     std::string host;       // domain as written: Postfix names a relayhost so in relay= and texts
+    // Postfix 3.5+ next-hop list ("[a], [b]": relayhost, transport): each destination
+    // in turn, each with its own policy-table key; empty for a single destination,
+    // whose fields above then describe it (for a list they are the first element's).
+    std::vector<NextHop> list;
 };
 
-// Parses a next-hop destination; default_port applies when none is written.
+// Parses a next-hop destination, or a list of them separated by commas and/or
+// whitespace; default_port applies when none is written.
 std::optional<NextHop> parse_nexthop(std::string_view text, unsigned short default_port);
 
 // The next hop for a recipient domain under the delivery configuration.

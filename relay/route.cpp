@@ -46,6 +46,28 @@ void shuffle_equal_preferences(std::vector<Target>& targets) {
 
 }  // namespace
 
+namespace {
+
+// Postfix 3.5+ next-hop list (smtp_connect_remote): each destination in turn with
+// its own lookup and address limit; one that does not resolve is passed over, and
+// its error stands only when no destination left an address to try.
+boost::asio::awaitable<Route> resolve_list(dns::Resolver& resolver, const NextHop& hop,
+                                           const std::vector<boost::asio::ip::tcp::endpoint>& self) {
+    Route route;
+    for (const NextHop& one : hop.list) {
+        Route part = co_await resolve_route(resolver, one, self);
+        if (part.error) route.error = part.error;
+        for (auto& t : part.targets) {
+            t.nexthop = one.text;
+            route.targets.push_back(std::move(t));
+        }
+    }
+    if (!route.targets.empty()) route.error.reset();
+    co_return route;
+}
+
+}  // namespace
+
 std::optional<RouteError> relayhost_problem(const RouteError& e, std::string_view hop, std::string_view relayhost) {
     if (!e.hard() || relayhost.empty() || hop != relayhost) return std::nullopt;
     return RouteError{"4.3.5", e.reason};
@@ -53,6 +75,7 @@ std::optional<RouteError> relayhost_problem(const RouteError& e, std::string_vie
 
 boost::asio::awaitable<Route> resolve_route(dns::Resolver& resolver, const NextHop& hop,
                                             const std::vector<boost::asio::ip::tcp::endpoint>& self) {
+    if (!hop.list.empty()) co_return co_await resolve_list(resolver, hop, self);
     Route route;
     const std::string& name = hop.host.empty() ? hop.domain : hop.host;  // as written, for texts
     std::vector<dns::MxRecord> hosts;

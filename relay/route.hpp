@@ -27,6 +27,7 @@ struct Target {
     bool host_secure = false;
     std::string mx_qname;  // the domain whose MX RRset named this host ("" when none)
     std::string canonical; // the CNAME target of hostname's address lookup ("" when no alias)
+    std::string nexthop;   // the list element this address came from: its policy-table key ("" = the hop)
 };
 
 struct RouteError {

@@ -48,6 +48,25 @@ TEST(NextHop, Syntax) {
     EXPECT_EQ(parse_nexthop("Example.COM:2525", 25)->host, "Example.COM");
 }
 
+TEST(NextHop, ListsOfDestinations) {
+    // Postfix 3.5+: commas and/or whitespace; the text stays whole, each element parsed
+    auto hop = parse_nexthop("[a.example]:587, b.example\t[c.example]", 25);
+    ASSERT_TRUE(hop);
+    EXPECT_EQ(hop->text, "[a.example]:587, b.example\t[c.example]");
+    ASSERT_EQ(hop->list.size(), 3u);
+    EXPECT_EQ(hop->list[0].text, "[a.example]:587");
+    EXPECT_EQ(hop->list[0].port, 587);
+    EXPECT_FALSE(hop->list[0].mx_lookup);
+    EXPECT_EQ(hop->list[1].text, "b.example");
+    EXPECT_TRUE(hop->list[1].mx_lookup);
+    EXPECT_EQ(hop->list[2].domain, "c.example");
+    EXPECT_EQ(hop->domain, "a.example");  // the first element's, for what names one destination
+    EXPECT_TRUE(parse_nexthop("[one.example]", 25)->list.empty());
+    EXPECT_EQ(parse_nexthop(" [one.example], ", 25)->text, "[one.example]");
+    EXPECT_FALSE(parse_nexthop(" , ", 25));
+    EXPECT_FALSE(parse_nexthop("[a.example], [b.example", 25));  // one bad element: the list is bad
+}
+
 TEST(NextHop, RoutesThenRelayhostThenDomain) {
     config::DeliveryConfig d;
     d.port = 2525;
