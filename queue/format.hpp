@@ -29,8 +29,8 @@
 //
 // Commit rule (queue/draft.cpp): write tmp/<ID>, fsync it, rename it to messages/<ID>
 // refusing to replace (RENAME_NOREPLACE, or link()), close it (checked), fsync messages/;
-// only then may the server answer 250. State files: write state/<ID>.tmp, fsync, close,
-// rename over state/<ID>, fsync state/.
+// only then may the server answer 250. State files: write state/<ID>.tmp, close, rename
+// over state/<ID> (a hold: fsync both); a message's first state goes to state/<ID> at once.
 #pragma once
 
 #include <array>

@@ -68,10 +68,12 @@ private:
         std::uint64_t size = 0;
     };
     Locked open_locked(const std::string& id, int op, std::error_code& ec);
-    std::error_code current(const Locked& file, const std::string& id, Envelope& out);
-    void apply_state_file(Envelope& envelope);
+    std::error_code current(const Locked& file, const std::string& id, Envelope& out,
+                            bool* has_state_file = nullptr);
+    bool apply_state_file(Envelope& envelope);
     bool read_whole(const Locked& file, const std::string& id, Envelope& e, std::string& content);
-    std::error_code write_state(const Envelope& envelope, bool durable);
+    std::error_code write_state(const Envelope& envelope, bool durable, bool first = false);
+    std::error_code write_first_state(const Envelope& envelope);
     void give_to_spool_owner(int fd) const;
     std::error_code retire(const std::string& id) override;
 
@@ -100,7 +102,8 @@ FsSpool::Locked FsSpool::open_locked(const std::string& id, int op, std::error_c
 }
 
 // The message's envelope with its state file applied.
-std::error_code FsSpool::current(const Locked& file, const std::string& id, Envelope& out) {
+std::error_code FsSpool::current(const Locked& file, const std::string& id, Envelope& out,
+                                 bool* has_state_file) {
     Envelope e;
     format::Check c = format::read_envelope(file.fd.get(), file.size, e);
     if (c.ok() && e.id != id) c.why = "id record does not match the file name";
@@ -108,19 +111,22 @@ std::error_code FsSpool::current(const Locked& file, const std::string& id, Enve
         support::log_warning("queue", id + ": cannot read envelope: " + c.why);
         return std::make_error_code(c.io_error ? std::errc::io_error : std::errc::bad_message);
     }
-    apply_state_file(e);
+    bool found = apply_state_file(e);
+    if (has_state_file) *has_state_file = found;
     out = std::move(e);
     return {};
 }
 
-void FsSpool::apply_state_file(Envelope& e) {
+// True when the message has a state file, whether or not it could be used.
+bool FsSpool::apply_state_file(Envelope& e) {
     std::string file;
     std::error_code ec = io::read_file(core_->state_path(e.id), file);
-    if (ec == std::errc::no_such_file_or_directory) return;  // initial state
+    if (ec == std::errc::no_such_file_or_directory) return false;  // initial state
     format::Check c = ec ? format::Check{"read error: " + ec.message(), true}
                          : format::apply_state(file, e);
     if (!c.ok())  // start over from the envelope: duplicates, never loss
         support::log_warning("queue", e.id + ": ignoring state file: " + c.why);
+    return true;
 }
 
 std::vector<Envelope> FsSpool::list() {
@@ -190,10 +196,11 @@ std::error_code FsSpool::update(const Envelope& envelope) {
     std::error_code ec;
     Locked file = open_locked(envelope.id, LOCK_EX, ec);
     Envelope stored;
-    if (ec || (ec = current(file, envelope.id, stored))) return ec;
+    bool has_state_file = false;
+    if (ec || (ec = current(file, envelope.id, stored, &has_state_file))) return ec;
     if (!same_recipients(stored, envelope)) return std::make_error_code(std::errc::invalid_argument);
     stored.recipients = envelope.recipients;  // `held` stays as stored: see queue.hpp
-    return write_state(stored, false);
+    return write_state(stored, false, !has_state_file);
 }
 
 std::error_code FsSpool::set_held(const std::string& id, bool held) {
@@ -228,7 +235,8 @@ void FsSpool::give_to_spool_owner(int fd) const {
         support::log_warning("queue", "cannot give a state file to the spool's owner");
 }
 
-std::error_code FsSpool::write_state(const Envelope& envelope, bool durable) {
+std::error_code FsSpool::write_state(const Envelope& envelope, bool durable, bool first) {
+    if (first && !durable) return write_first_state(envelope);
     const FileOps& ops = core_->ops;
     std::filesystem::path tmp = core_->state / (envelope.id + ".tmp");
     std::error_code ec;
@@ -245,6 +253,27 @@ std::error_code FsSpool::write_state(const Envelope& envelope, bool durable) {
         return ec;
     }
     return durable ? io::sync(ops, core_->state_fd.get()) : std::error_code{};
+}
+
+// The first delivery progress of a message goes straight to state/<id>, without a
+// temp file and a rename: under LOCK_EX nobody reads it half-written, and a file torn
+// by a crash is ignored at the next read, which gives back the state before this one
+// (every recipient pending), as losing an unsynced update would.
+std::error_code FsSpool::write_first_state(const Envelope& envelope) {
+    const FileOps& ops = core_->ops;
+    std::filesystem::path path = core_->state_path(envelope.id);
+    std::error_code ec;
+    io::Fd fd = io::open_file(path, O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
+    if (ec == std::errc::file_exists) return write_state(envelope, false);
+    if (ec) return ec;
+    give_to_spool_owner(fd.get());
+    ec = io::write_all(ops, fd.get(), format::encode_state(envelope));
+    if (!ec) ec = io::close_checked(ops, fd);
+    if (ec) {
+        fd.reset();
+        io::unlink(path);
+    }
+    return ec;
 }
 
 // Every recipient is done: unlink without waiting for the disk. If a crash undoes the

@@ -47,6 +47,11 @@ std::string format_delay(double s) {
     return t;
 }
 
+std::optional<HopStatus> site_failure(const smtp::Failure& f) {
+    if (!f.throttle || f.hard) return std::nullopt;
+    return HopStatus{f.dsn, f.reason};
+}
+
 namespace {
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -64,6 +69,7 @@ struct Attempt {
     const config::Config& config;
     DeliveryObserver* observer = nullptr;
     std::string destination;  // of the recipients being finished, for the observer
+    std::optional<HopStatus> hop_status;  // the group's site failure, for the throttle
 
     void log(std::size_t i, const std::string& relay, const std::string& dsn, const char* status,
              const std::string& reason) {
@@ -247,10 +253,11 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         std::vector<std::size_t> still;
         for (std::size_t k = 0; k < pending.size(); ++k) {
             auto& r = results[k];
-            if (r.state == State::pending && failure)
-                r = {failure->hard ? State::hard : State::soft, failure->dsn, failure->reason};
+            const bool session_failed = r.state == State::pending && failure;
+            if (session_failed) r = {failure->hard ? State::hard : State::soft, failure->dsn, failure->reason};
             if (r.state == State::sent || r.state == State::hard || (r.state == State::soft && final_server)) {
                 at.finish(pending[k], relay, r.dsn, r.reason, r.state == State::sent, r.state == State::hard);
+                if (session_failed && !at.hop_status) at.hop_status = site_failure(*failure);
             } else {
                 if (r.state == State::soft) support::log_info("smtp", at.env.id + ": " + r.reason);
                 still.push_back(pending[k]);
@@ -288,6 +295,7 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
             err = *soft;
         }
         for (auto i : pending) at.finish(i, "none", err.dsn, err.reason, false, err.hard());
+        if (!err.hard()) at.hop_status = HopStatus{err.dsn, err.reason};
         co_return;
     }
     StsGuard sts;
@@ -359,14 +367,36 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         co_await release(ctx, g.hop.text, outcome.conn, outcome.failure, 1);
         if (sessions >= mx_session_limit) break;
     }
+    // Postfix's smtp_sess_fail for what is left: no server took it, which throttles.
     for (auto i : pending) at.finish(i, last_relay, last_dsn, last_reason, false, false);
+    if (!pending.empty() && !at.hop_status) at.hop_status = HopStatus{last_dsn, last_reason};
+}
+
+// One next hop of the attempt, unless it is dead (Postfix's qmgr defers its recipients
+// without a delivery agent, relay=none); its outcome then goes to the throttle.
+asio::awaitable<void> deliver_hop(DeliveryContext& ctx, Attempt& at, const Group& g, const std::string& content) {
+    const std::string& dest = g.hop.domain;
+    if (ctx.throttle) {
+        if (auto why = ctx.throttle->suspended(dest, std::chrono::steady_clock::now())) {
+            at.destination = dest;
+            for (auto i : g.rcpts) at.finish(i, "none", why->dsn, why->reason, false, false);
+            co_return;
+        }
+    }
+    at.hop_status.reset();
+    co_await deliver_group(ctx, at, g, content);
+    if (!ctx.throttle) co_return;
+    if (at.hop_status)
+        ctx.throttle->failed(dest, *at.hop_status, std::chrono::steady_clock::now());
+    else
+        ctx.throttle->succeeded(dest);
 }
 
 }  // namespace
 
 asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env, const std::string& content) {
     Attempt at{env, Clock::time_point(std::chrono::microseconds(env.arrival_us)), Clock::now(), {}, ctx.config,
-               ctx.observer, {}};
+               ctx.observer, {}, {}};
     std::map<std::string, Group> groups;
     auto now_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
@@ -386,7 +416,7 @@ asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& en
         std::stable_sort(g.rcpts.begin(), g.rcpts.end(), [&](std::size_t a, std::size_t b) {
             return delivered_before(env.recipients[a].address, env.recipients[b].address);
         });
-        co_await deliver_group(ctx, at, g, content);
+        co_await deliver_hop(ctx, at, g, content);
     }
 }
 

@@ -19,6 +19,7 @@
 #include "queue/queue.hpp"
 #include "relay/connection_cache.hpp"
 #include "relay/route.hpp"
+#include "relay/throttle.hpp"
 #include "smtp/client_session.hpp"
 #include "sts/rpt_report.hpp"
 #include "tls/dane.hpp"
@@ -57,6 +58,9 @@ struct DeliveryContext {
     // MTA-STS (relay/mta_sts.hpp) after DANE; null: never looked up.
     MtaSts* mta_sts = nullptr;
     DeliveryObserver* observer = nullptr;  // null: nobody watches
+    // Dead destinations (relay/throttle.hpp), told every next hop's outcome; null: every
+    // delivery is tried.
+    Throttle* throttle = nullptr;
 };
 
 struct AttemptTimes {
@@ -71,6 +75,11 @@ boost::asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envel
 // A TCP connection to t within timeout; nullopt with error set ("Connection timed out", ...).
 boost::asio::awaitable<std::optional<boost::asio::ip::tcp::socket>> connect_target(
     const Target& t, std::chrono::milliseconds timeout, std::string& error);
+
+// Postfix's smtp_trouble.c: a failure of the whole session (smtp_site_fail,
+// smtp_sess_fail, a lost connection), not of the message or one recipient, that leaves
+// recipients deferred marks the destination as failing; a hard one bounces instead.
+std::optional<HopStatus> site_failure(const smtp::Failure& f);
 
 // Postfix's delay formatting (src/util/format_tv.c with the default resolution).
 std::string format_delay(double seconds);

@@ -27,7 +27,9 @@ std::int64_t now_s() {
 
 Scheduler::Scheduler(asio::io_context& io, queue::Spool& spool, asio::thread_pool& disk,
                      DeliveryContext& ctx)
-    : io_(io), spool_(spool), disk_(disk), ctx_(ctx), wake_(io) {}
+    : io_(io), spool_(spool), disk_(disk), ctx_(ctx), wake_(io) {
+    ctx_.throttle = &throttle_;
+}
 
 void Scheduler::start() {
     reload();
@@ -113,6 +115,10 @@ void Scheduler::reload() {
 void Scheduler::launch(const std::string& id) {
     active_.insert(id);
     ++per_destination_[dest_of_[id]];
+    const auto& q = ctx_.config.queue;  // read at each launch: a reload may change them
+    throttle_.set_limits({5, static_cast<int>(ctx_.config.delivery.max_connections_per_domain), 1,
+                          std::chrono::duration_cast<Throttle::Clock::duration>(q.retry_min)});
+    throttle_.begin(dest_of_[id]);
     asio::co_spawn(io_, deliver(id), [id](std::exception_ptr e) {
         if (!e) return;
         try {
@@ -136,6 +142,7 @@ asio::awaitable<void> Scheduler::loop() {
     while (!stopping_) {
         if (flush_file_due() && spool_.take_flush_request()) {
             reload();
+            throttle_.revive_all();
             std::set<std::pair<std::int64_t, std::string>> now_due;
             for (auto& [id, when] : due_) now_due.insert({when = 0, id});
             by_time_ = std::move(now_due);
@@ -189,6 +196,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
             support::log_info("qmgr", id + ": delivery abandoned on shutdown, recipients stay queued");
             active_.erase(id);
             --per_destination_[dest_of_[id]];
+            throttle_.end(dest_of_[id], Throttle::Clock::now());
             co_return;
         }
         auto age = std::chrono::microseconds(
@@ -218,6 +226,11 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     deleted_.erase(id);
     if (!due_.count(id)) forced_.erase(id);  // done, held or deleted: no next attempt
     active_.erase(id);
+    release_slot(id);
+    wake_.cancel();
+}
+
+void Scheduler::release_slot(const std::string& id) {
     const std::string dest = dest_of_[id];
     --per_destination_[dest];
     auto& waiting = blocked_[dest];
@@ -229,7 +242,8 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
             break;
         }
     }
-    wake_.cancel();
+    // After the next launch: a destination whose mail keeps coming keeps its history.
+    throttle_.end(dest, Throttle::Clock::now());
 }
 
 // On the disk pool: the non-delivery notice for `bounced`, committed to the spool.

@@ -1,7 +1,8 @@
 // The queue manager: keeps the due time of every queued message, starts deliveries
 // within the concurrency limits, records their outcome durably, retries deferred
 // recipients with backoff (retry_min doubling to retry_max), bounces at max_lifetime,
-// and removes a message once every recipient is done. `queue` commands act at once
+// and removes a message once every recipient is done. Destinations that keep failing
+// are declared dead for retry_min, as Postfix's qmgr does (relay/throttle.hpp). `queue` commands act at once
 // through the control socket (scheduler_control.cpp); a flush file within a second.
 #pragma once
 
@@ -19,6 +20,7 @@
 #include "queue/queue.hpp"
 #include "relay/control_protocol.hpp"
 #include "relay/delivery.hpp"
+#include "relay/throttle.hpp"
 
 namespace tlsrelay::relay {
 
@@ -65,6 +67,7 @@ private:
     void unschedule(const std::string& id);
     void unblock(const std::string& id);  // out of blocked_ (held or deleted meanwhile)
     void launch(const std::string& id);
+    void release_slot(const std::string& id);  // its attempt is over: the next one for its destination
     std::string destination(const queue::Envelope& env) const;
     std::optional<queue::Spool::Loaded> take_fresh(const std::string& id);
     void drop_fresh(const std::string& id);
@@ -81,6 +84,7 @@ private:
     std::set<std::string> active_;
     std::map<std::string, std::unique_ptr<boost::asio::cancellation_signal>> cancel_;  // running attempts
     std::map<std::string, unsigned> per_destination_;
+    Throttle throttle_;  // per dest_of_, as Postfix's in-core queue: lives while it has work
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
     std::set<std::string> flushed_while_active_;  // retry at once when the attempt ends
     std::map<std::string, std::int64_t> arrival_;  // id -> arrival_us of every queued message

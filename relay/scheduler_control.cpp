@@ -31,6 +31,7 @@ void Scheduler::unblock(const std::string& id) {
 asio::awaitable<std::error_code> Scheduler::flush(std::string id) {
     std::vector<std::string> ids;
     if (id.empty()) {
+        throttle_.revive_all();  // postqueue -f: QMGR_REQ_FLUSH_DEAD
         for (const auto& [each, when] : due_) ids.push_back(each);
         ids.insert(ids.end(), active_.begin(), active_.end());
         for (const auto& [dest, waiting] : blocked_) ids.insert(ids.end(), waiting.begin(), waiting.end());
@@ -42,6 +43,7 @@ asio::awaitable<std::error_code> Scheduler::flush(std::string id) {
             if (!active_.count(id)) schedule(*env);
         }
         ids.push_back(id);
+        if (dest_of_.count(id)) throttle_.revive(dest_of_[id]);  // postqueue -i: its destination too
     }
     for (const auto& each : ids) {
         forced_.insert(each);

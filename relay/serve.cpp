@@ -143,6 +143,11 @@ int run_serve(const Args& args) {
 
     asio::io_context io(1);
     asio::thread_pool disk(16);  // concurrent fsyncs share journal commits
+    // This thread runs io: its log lines are written together, a burst at a time.
+    support::log_batch_on(io.get_executor());
+    struct BatchEnd {
+        ~BatchEnd() { support::log_batch_end(); }
+    } batch_end;
     dns::ResolverOptions dns_options;
     dns_options.servers = cfg->dns.servers;
     dns_options.dnssec = cfg->dns.dnssec;

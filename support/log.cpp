@@ -3,9 +3,12 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <ctime>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 namespace tlsrelay::support {
 namespace {
@@ -16,11 +19,48 @@ struct LogState {
     LogFormat format = LogFormat::postfix;
     std::string hostname = "localhost";
     std::string pid = std::to_string(::getpid());
+    // Batching (log_batch_on): lines of batch_thread gathered until a posted write.
+    std::optional<boost::asio::any_io_executor> batch_ex;
+    std::thread::id batch_thread;
+    std::string gathered;
+    bool write_posted = false;
 };
 
 LogState& state() {
     static LogState s;
     return s;
+}
+
+void write_out(std::string& text) {  // state().mutex held
+    const char* p = text.data();
+    size_t left = text.size();
+    while (left > 0) {
+        ssize_t n = ::write(STDERR_FILENO, p, left);
+        if (n <= 0) break;  // nowhere to report a failing stderr
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+    text.clear();
+}
+
+void write_gathered() {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    s.write_posted = false;
+    write_out(s.gathered);
+}
+
+// Gathers the line, or writes it with whatever was gathered before it.
+void put_line(std::string_view line, bool urgent) {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    s.gathered += line;
+    if (!urgent && s.batch_ex && std::this_thread::get_id() == s.batch_thread) {
+        if (!s.write_posted) boost::asio::post(*s.batch_ex, write_gathered);
+        s.write_posted = true;
+        return;
+    }
+    write_out(s.gathered);
 }
 
 void emit(std::string_view service, std::string_view severity, std::string_view text) {
@@ -66,15 +106,7 @@ void emit(std::string_view service, std::string_view severity, std::string_view 
         line = std::string(stamp) + " " + s.hostname + " tlsrelay/" + std::string(service) + "[" +
                s.pid + "]: " + body + "\n";
     }
-    std::lock_guard lock(s.mutex);
-    const char* p = line.data();
-    size_t left = line.size();
-    while (left > 0) {
-        ssize_t n = ::write(STDERR_FILENO, p, left);
-        if (n <= 0) break;  // nowhere to report a failing stderr
-        p += n;
-        left -= static_cast<size_t>(n);
-    }
+    put_line(line, !severity.empty());
 }
 
 }  // namespace
@@ -86,6 +118,20 @@ void log_setup(LogTarget target, LogFormat format, std::string hostname) {
     s.format = format;
     s.hostname = std::move(hostname);
     s.pid = std::to_string(::getpid());  // after a fork, log the new process
+}
+
+void log_batch_on(boost::asio::any_io_executor ex) {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    s.batch_ex = std::move(ex);
+    s.batch_thread = std::this_thread::get_id();
+}
+
+void log_batch_end() {
+    auto& s = state();
+    std::lock_guard lock(s.mutex);
+    s.batch_ex.reset();
+    write_out(s.gathered);
 }
 
 void log_info(std::string_view service, std::string_view text) { emit(service, "", text); }

@@ -1,8 +1,9 @@
 // Log lines in Postfix's syslog shape ("Mon dd hh:mm:ss host tlsrelay/smtpd[pid]: text")
-// so that pflogsumm, fail2ban and grep alerts work unchanged. One write per line,
-// safe from any thread.
+// so that pflogsumm, fail2ban and grep alerts work unchanged. Safe from any thread;
+// lines keep the order in which they were logged.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -13,6 +14,14 @@ enum class LogTarget { stderr_stream, syslog };
 enum class LogFormat { postfix, json };
 
 void log_setup(LogTarget target, LogFormat format, std::string hostname);
+
+// From now on, info lines logged by the calling thread (the one that runs ex) are
+// gathered and written with one write() once the handlers ready on ex have run, rather
+// than one write() each: a busy relay logs several lines per message. Warnings, errors
+// and lines from other threads are written at once, after what was gathered. Syslog is
+// not batched. log_batch_end() writes what is gathered and stops batching.
+void log_batch_on(boost::asio::any_io_executor ex);
+void log_batch_end();
 
 // service is the Postfix-like process name: "smtpd", "smtp", "qmgr", "queue", "master".
 void log_info(std::string_view service, std::string_view text);

@@ -303,6 +303,35 @@ TEST(Spool, QueueIdSyntax) {
         EXPECT_FALSE(is_queue_id(bad)) << bad;
 }
 
+// The first delivery progress is written straight into state/<id> (no temp file, no
+// rename); later updates replace it whole with temp + rename. A first state torn by a
+// crash reads as no progress at all.
+TEST(Spool, FirstStateIsWrittenInPlaceLaterOnesReplaceIt) {
+    TempDir dir;
+    Faults counting;  // nothing armed: counts the renames
+    auto r = open_spool(dir.path, counting.ops());
+    ASSERT_TRUE(r.spool);
+    std::string id = commit_message(*r.spool, "body\r\n", sample_envelope({"a@x", "b@x"}));
+    Envelope e = *r.spool->envelope(id);
+    int renames = counting.calls[Faults::rename];
+    e.recipients[0] = {"a@x", RecipientState::deferred, 1, 1700000000, "4.4.1", "refused"};
+    ASSERT_FALSE(r.spool->update(e));
+    EXPECT_EQ(counting.calls[Faults::rename], renames);
+    EXPECT_EQ(files_in(dir.path / "state"), std::vector<std::string>{id});
+    EXPECT_EQ(r.spool->envelope(id)->recipients[0].attempts, 1u);
+    e.recipients[0].attempts = 2;
+    ASSERT_FALSE(r.spool->update(e));
+    EXPECT_EQ(counting.calls[Faults::rename], renames + 1);
+    EXPECT_EQ(r.spool->envelope(id)->recipients[0].attempts, 2u);
+
+    std::string other = commit_message(*r.spool, "x", sample_envelope({"c@x"}));
+    write_bytes(dir.path / "state" / other, "TLSRQSTA");  // a first state cut short
+    auto got = r.spool->envelope(other);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->recipients[0].state, RecipientState::pending);
+    EXPECT_EQ(got->recipients[0].attempts, 0u);
+}
+
 TEST(Spool, ConcurrentCommitsFrom8ThreadsAreAllDurable) {
     TempDir dir;
     Faults counting;  // nothing armed: counts the directory fsyncs
