@@ -114,11 +114,12 @@ void Scheduler::reload() {
 
 void Scheduler::launch(const std::string& id) {
     active_.insert(id);
-    ++per_destination_[dest_of_[id]];
+    const std::string& dest = launched_to_[id] = dest_of_[id];
+    ++per_destination_[dest];
     const auto& q = ctx_.config.queue;  // read at each launch: a reload may change them
     throttle_.set_limits({5, static_cast<int>(ctx_.config.delivery.max_connections_per_domain), 1,
                           std::chrono::duration_cast<Throttle::Clock::duration>(q.retry_min)});
-    throttle_.begin(dest_of_[id]);
+    throttle_.begin(dest);
     asio::co_spawn(io_, deliver(id), [id](std::exception_ptr e) {
         if (!e) return;
         try {
@@ -195,8 +196,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         if (abandoned) {  // nothing recorded: the spool keeps the state from before
             support::log_info("qmgr", id + ": delivery abandoned on shutdown, recipients stay queued");
             active_.erase(id);
-            --per_destination_[dest_of_[id]];
-            throttle_.end(dest_of_[id], Throttle::Clock::now());
+            release_slot(id);  // launches nothing while stopping
             co_return;
         }
         auto age = std::chrono::microseconds(
@@ -231,7 +231,10 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
 }
 
 void Scheduler::release_slot(const std::string& id) {
-    const std::string dest = dest_of_[id];
+    // The destination it was counted under: its recipients' outcome may have moved
+    // dest_of_ on to another one meanwhile.
+    auto launched = launched_to_.extract(id);
+    const std::string dest = launched ? launched.mapped() : dest_of_[id];
     --per_destination_[dest];
     auto& waiting = blocked_[dest];
     while (!waiting.empty() && !stopping_) {  // a slot is free: the next due message for it
