@@ -266,6 +266,14 @@ SCENARIOS: dict[str, list[dict]] = {
              main={"relayhost": "[mx1.example.test], [mx2.example.test]"},
              peers={"mx1": {"names": ["mx1.example.test"]}, "mx2": {"names": ["mx2.example.test"]}},
              expect=not_offered(2)),
+        # sessions count per destination of a list, and the last MX of its first
+        # destination is not the final server: 451 there goes on to the next destination
+        dict(name="relayhost-list-backup-after-two-sessions", cert=None,
+             main={"relayhost": "example.test, [mx3.example.test]"},
+             peers={"mx1": {"names": ["mx1.example.test"], **LATER}, "mx2": {"names": ["mx2.example.test"], **LATER},
+                    "mx3": {"names": ["mx3.example.test"]}},
+             dns=[("example.test", "MX", "10 mx1.example.test."), ("example.test", "MX", "20 mx2.example.test.")],
+             expect=SENT),
         dict(name="transport-list-verify-second", level="verify", dns=[],
              transport={"example.test": "smtp:[mx2.example.test],[mx1.example.test]"},
              peers={"mx1": {"names": ["mx1.example.test"], "cert": GOOD},

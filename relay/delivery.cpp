@@ -306,7 +306,13 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         report_tls(ctx, rpt_domain, sts::RptPolicy{"sts", {}, {}}, smtp::ServerId{}, nullptr, sts.fetch_failure);
     for (std::size_t n = 0; n < route.targets.size() && !pending.empty(); ++n) {
         const Target& t = route.targets[n];
-        final_server = n + 1 == route.targets.size() || sessions + 1 >= mx_session_limit;
+        // A next-hop list: Postfix counts sessions per destination of the list, and only
+        // the last destination has a final server.
+        if (n > 0 && t.nexthop != route.targets[n - 1].nexthop) sessions = 0;
+        if (sessions >= mx_session_limit) continue;  // the rest of this destination
+        const bool last_destination = route.targets.back().nexthop == t.nexthop;
+        const bool last_address = n + 1 == route.targets.size() || route.targets[n + 1].nexthop != t.nexthop;
+        final_server = last_destination && (last_address || sessions + 1 >= mx_session_limit);
         smtp::ServerId server{t.hostname, t.address, t.port};
         const std::string& key = t.nexthop.empty() ? g.hop.text : t.nexthop;  // a list: its element
         smtp::TlsPlan plan = ctx.plan(key, server);
@@ -325,7 +331,7 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
             for (const auto& w : plan.warnings) support::log_warning("smtp", w);
             support::log_warning("smtp", "TLS policy lookup for " + key + "/" + t.hostname + ": " + why);
             if (!plan.source.empty())  // beyond Postfix: where to fix it
-                support::log_warning("smtp", plan.source + ": the policy entry for \"" + g.hop.text +
+                support::log_warning("smtp", plan.source + ": the policy entry for \"" + key +
                                                  "\" is not usable; its mail is deferred, never sent with "
                                                  "weaker protection (tlsrelay check-config says why)");
             report_tls(ctx, rpt_domain, rpt_policy, server, nullptr, why);
@@ -365,7 +371,6 @@ asio::awaitable<void> deliver_group(DeliveryContext& ctx, Attempt& at, const Gro
         if (outcome.past_tls) ++sessions;
         settle(outcome.failure, results, server.name_addr_port());
         co_await release(ctx, g.hop.text, outcome.conn, outcome.failure, 1);
-        if (sessions >= mx_session_limit) break;
     }
     // Postfix's smtp_sess_fail for what is left: no server took it, which throttles.
     for (auto i : pending) at.finish(i, last_relay, last_dsn, last_reason, false, false);
