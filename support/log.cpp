@@ -131,6 +131,7 @@ void log_batch_end() {
     auto& s = state();
     std::lock_guard lock(s.mutex);
     s.batch_ex.reset();
+    s.write_posted = false;  // a write still posted is dropped with its io_context
     write_out(s.gathered);
 }
 
