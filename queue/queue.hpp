@@ -86,7 +86,8 @@ public:
     virtual std::optional<std::string> content(const std::string& id) = 0;
     // What a delivery needs: the envelope with its current state and the content,
     // from one open and one full validation (as content(): a damaged file goes to
-    // corrupt/). No content is read for a held message (second is then nullopt).
+    // corrupt/). A held message is validated too, but its content is not handed out
+    // (content is then nullopt).
     struct Loaded {
         Envelope envelope;
         std::optional<std::string> content;
@@ -94,8 +95,9 @@ public:
     virtual std::optional<Loaded> load(const std::string& id) = 0;
 
     // Records delivery state: each recipient's state, attempts, next attempt and last
-    // DSN/reason. Atomic (rename) but not fsynced: a crash may bring back an older
-    // state, which only repeats an attempt. The recipients must be the message's own, in order. `held` is
+    // DSN/reason. Not fsynced: a crash may bring back an older state, which only
+    // repeats an attempt. Replaced whole by a rename, except a message's first state,
+    // written in place: torn by a crash, it is ignored (all recipients pending again). The recipients must be the message's own, in order. `held` is
     // left as stored: only set_held() changes it, so a hold placed by another process
     // (the CLI) while a delivery was running is not undone by the delivery's update.
     virtual std::error_code update(const Envelope& envelope) = 0;
