@@ -249,11 +249,17 @@ class PostfixOracle:
         (self.conf / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
         (self.conf / "tls_policy").write_text("".join(l + "\n" for l in (policy or [])))
         (self.conf / "transport").write_text("".join(f"{k} {v}\n" for k, v in (transport or {}).items()))
-        for f in ("main.cf", "master.cf", "tls_policy", "transport"):
-            os.chmod(self.conf / f, 0o644)
         resolv = self.dns.resolv_conf() if self.dns else "nameserver 127.0.0.1\n"
         (self.root / "resolv.conf").write_text(resolv)
         os.chmod(self.root / "resolv.conf", 0o644)
+        # Postfix reads a configuration file or table only once its mtime lies in the
+        # past (load_file(): a file changed this second may still be being written), in
+        # 300 ms naps: a main.cf written just now costs every daemon 1-2 s at start-up.
+        # These are complete, so they get a time ten seconds ago.
+        past = time.time() - 10
+        for f in ("main.cf", "master.cf", "tls_policy", "transport"):
+            os.chmod(self.conf / f, 0o644)
+            os.utime(self.conf / f, (past, past))
         self._prepared = True
 
     # -- life cycle ----------------------------------------------------------------------
