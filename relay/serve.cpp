@@ -1,6 +1,7 @@
 // `tlsrelay serve`: wires config, queue and SMTP server together and runs the event
 // loop until SIGTERM/SIGINT. Commits run on a small thread pool (group commit in queue/).
 #include <grp.h>
+#include <sched.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -142,7 +143,14 @@ int run_serve(const Args& args) {
     if (!error.empty()) return fail(error);
 
     asio::io_context io(1);
+    // The disk pool's threads inherit SCHED_BATCH from this thread while they are
+    // created: a pool thread woken by a finished fsync then waits for the next tick
+    // instead of preempting the network thread on its core (Linux skips wakeup
+    // preemption for batch threads). Failing that, they simply run as normal threads.
+    sched_param normal{};
+    sched_setscheduler(0, SCHED_BATCH, &normal);
     asio::thread_pool disk(16);  // concurrent fsyncs share journal commits
+    sched_setscheduler(0, SCHED_OTHER, &normal);
     // This thread runs io: its log lines are written together, a burst at a time.
     support::log_batch_on(io.get_executor());
     struct BatchEnd {
