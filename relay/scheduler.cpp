@@ -27,7 +27,7 @@ std::int64_t now_s() {
 
 Scheduler::Scheduler(asio::io_context& io, queue::Spool& spool, asio::thread_pool& disk,
                      DeliveryContext& ctx)
-    : io_(io), spool_(spool), disk_(disk), ctx_(ctx), wake_(io) {
+    : io_(io), spool_(spool), disk_(disk), records_(io, disk), ctx_(ctx), wake_(io) {
     ctx_.throttle = &throttle_;
 }
 
@@ -282,7 +282,7 @@ asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::s
     }
     bool all_done = true;
     for (const auto& r : env.recipients) all_done = all_done && r.done();
-    auto ec = co_await support::on_pool(disk_, [&] { return all_done ? spool_.retire(env.id) : spool_.update(env); });
+    auto ec = co_await records_.run([&] { return all_done ? spool_.retire(env.id) : spool_.update(env); });
     if (deleted_.count(env.id)) co_return;  // `queue delete` while this was recorded
     if (ec) {
         support::log_warning("qmgr", env.id + ": cannot record delivery state: " + ec.message());

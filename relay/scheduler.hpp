@@ -21,6 +21,7 @@
 #include "relay/control_protocol.hpp"
 #include "relay/delivery.hpp"
 #include "relay/throttle.hpp"
+#include "support/pool_batch.hpp"
 
 namespace tlsrelay::relay {
 
@@ -75,6 +76,8 @@ private:
     boost::asio::io_context& io_;
     queue::Spool& spool_;
     boost::asio::thread_pool& disk_;
+    // Delivery outcomes (state updates, retirements) go to the disk a batch at a time.
+    support::PoolBatch records_;
     DeliveryContext& ctx_;
     boost::asio::steady_timer wake_;
     // Due times in order, so each wake-up only looks at what is due (not the queue).
