@@ -1,8 +1,8 @@
 // `tlsrelay serve`: wires config, queue and SMTP server together and runs the event
 // loop until SIGTERM/SIGINT. Commits run on a small thread pool (group commit in queue/).
 #include <grp.h>
-#include <sched.h>
 #include <pwd.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
