@@ -37,5 +37,8 @@ build() {  # build DIR TYPE [extra cmake args]
     local dir=$1 type=$2
     shift 2
     cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
-    cmake --build "$dir" -j "$(nproc)"
+    # ccache keys on paths relative to the checkout, so a second clone (a fresh-clone
+    # check of main beside the work tree) reuses the first one's objects; their line
+    # tables then name the first clone's folder, which nothing depends on.
+    CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=true cmake --build "$dir" -j "$(nproc)"
 }
