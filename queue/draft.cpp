@@ -22,10 +22,12 @@ std::int64_t now_us() {
 
 bool path_exists(const std::filesystem::path& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+// Holds the file it writes: tmp/<ID> (named), or an anonymous file made with O_TMPFILE
+// in tmp/ that gets its only name when it is linked into messages/.
 class FsDraft final : public Draft {
 public:
-    FsDraft(std::shared_ptr<SpoolCore> core, std::string id, io::Fd fd)
-        : core_(std::move(core)), id_(std::move(id)), fd_(std::move(fd)) {
+    FsDraft(std::shared_ptr<SpoolCore> core, std::string id, io::Fd fd, bool named)
+        : core_(std::move(core)), id_(std::move(id)), fd_(std::move(fd)), named_(named) {
         put(format::file_header(format::message_magic));
     }
     ~FsDraft() override { abandon(); }
@@ -41,6 +43,7 @@ private:
     std::error_code flush();
     std::error_code write_tail(const Envelope& envelope);
     std::error_code publish();
+    std::error_code give_name();
     std::error_code fail(std::error_code ec);
     void abandon();
 
@@ -48,7 +51,8 @@ private:
 
     std::shared_ptr<SpoolCore> core_;
     std::string id_;
-    io::Fd fd_;  // holds LOCK_EX on tmp/<id> until renamed: recovery leaves it alone
+    io::Fd fd_;  // named: holds LOCK_EX on tmp/<id> until renamed, so recovery leaves it alone
+    bool named_;
     format::Sha256 sha_;
     std::string out_;    // framed bytes not yet written
     std::string chunk_;  // content not yet framed
@@ -117,19 +121,33 @@ std::error_code FsDraft::write_tail(const Envelope& envelope) {
     return flush();
 }
 
-// fsync, rename into messages/, close (checked: NFS reports errors there; the lock
-// goes with it), fsync messages/ (shared with concurrent commits).
+// fsync, give it its name in messages/, close (checked: NFS reports errors there; the
+// lock goes with it), fsync messages/ (shared with concurrent commits).
 std::error_code FsDraft::publish() {
     const FileOps& ops = core_->ops;
     if (auto ec = io::sync(ops, fd_.get())) return ec;
-    if (auto ec = io::rename(ops, tmp_path(), core_->message_path(id_), true)) {
-        // Some errors leave it unknown whether the rename happened; the name tells.
-        if (ec != std::errc::file_exists && !path_exists(tmp_path())) stage_ = Stage::renamed;
-        return ec;
-    }
+    if (auto ec = give_name()) return ec;
     stage_ = Stage::renamed;
     if (auto ec = io::close_checked(ops, fd_)) return ec;
     return core_->messages_sync.sync(ops, core_->messages_fd.get());
+}
+
+// Renames tmp/<ID> or links the anonymous file to messages/<ID>, never replacing one.
+// Some errors leave it unknown whether that happened; then what the name holds tells.
+std::error_code FsDraft::give_name() {
+    const FileOps& ops = core_->ops;
+    std::filesystem::path to = core_->message_path(id_);
+    std::error_code ec =
+        named_ ? io::rename(ops, tmp_path(), to, true) : io::link(ops, fd_.get(), to);
+    if (!ec || ec == std::errc::file_exists) return ec;
+    if (io::same_file(fd_.get(), to)) stage_ = Stage::renamed;
+    // E.g. /proc unmounted since the spool was opened: this message fails (451, the
+    // client tries again), later ones are named drafts.
+    if (!named_ &&
+        (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted ||
+         ec == std::errc::no_such_file_or_directory))
+        core_->anonymous_drafts.store(false, std::memory_order_relaxed);
+    return ec;
 }
 
 std::error_code FsDraft::fail(std::error_code ec) {
@@ -139,7 +157,8 @@ std::error_code FsDraft::fail(std::error_code ec) {
 }
 
 void FsDraft::abandon() {
-    if (stage_ == Stage::writing) io::unlink(tmp_path());
+    // An anonymous draft goes with its descriptor.
+    if (stage_ == Stage::writing && named_) io::unlink(tmp_path());
     if (stage_ == Stage::renamed) {
         // The close or the directory fsync failed: the 250 will not be sent, so take
         // the name back.
@@ -236,6 +255,31 @@ bool SpoolCore::reuse(const std::filesystem::path& to) {
     return false;
 }
 
+bool can_link_anonymous(const SpoolCore& core) {
+    std::error_code ec;
+    io::Fd fd = io::open_file(core.tmp, O_TMPFILE | O_WRONLY, ec, 0600);
+    if (ec) return false;
+    std::filesystem::path probe = core.tmp / ("probe-" + next_queue_id());
+    if (io::link(core.ops, fd.get(), probe)) return false;
+    io::unlink(probe);
+    return true;
+}
+
+namespace {
+
+// An anonymous draft costs less than tmp/<ID>: no entry to add to tmp/ and take out
+// again (on ext4 without a journal the fsync of a new file also writes the directory it
+// was made in), no lock, no rename. A crash leaves nothing behind on a file system with
+// a journal (its orphan list frees the inode); without one, fsck reclaims it.
+// Returns no descriptor where that is not possible; the caller makes tmp/<ID> then.
+io::Fd open_anonymous(const SpoolCore& core) {
+    if (!core.anonymous_drafts.load(std::memory_order_relaxed)) return {};
+    std::error_code ec;
+    return io::open_file(core.tmp, O_TMPFILE | O_WRONLY, ec, 0600);
+}
+
+}  // namespace
+
 std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::string& wanted,
                                    std::error_code& ec) {
     bool try_reuse = true;
@@ -243,6 +287,14 @@ std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::s
         std::string id = wanted.empty() ? next_queue_id() : wanted;
         std::filesystem::path path = core->tmp / id;
         bool reused = try_reuse && core->reuse(path);
+        if (!reused) {
+            if (io::Fd fd = open_anonymous(*core)) {
+                if (path_exists(core->message_path(id))) continue;
+                ec.clear();
+                return std::make_unique<FsDraft>(std::move(core), std::move(id), std::move(fd),
+                                                 false);
+            }
+        }
         io::Fd fd = io::open_file(path, reused ? O_WRONLY | O_TRUNC : O_WRONLY | O_CREAT | O_EXCL, ec, 0600);
         if (ec == std::errc::file_exists) continue;
         if (ec) return nullptr;
@@ -263,7 +315,7 @@ std::unique_ptr<Draft> begin_draft(std::shared_ptr<SpoolCore> core, const std::s
             io::unlink(path);
             continue;
         }
-        return std::make_unique<FsDraft>(std::move(core), std::move(id), std::move(fd));
+        return std::make_unique<FsDraft>(std::move(core), std::move(id), std::move(fd), true);
     }
     ec = std::make_error_code(std::errc::file_exists);
     return nullptr;

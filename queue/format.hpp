@@ -27,9 +27,10 @@
 // A state file that fails any check, or names other recipients, is ignored (logged):
 // the message starts over from its envelope, so mail may be sent twice, never lost.
 //
-// Commit rule (queue/draft.cpp): write tmp/<ID>, fsync it, rename it to messages/<ID>
-// refusing to replace (RENAME_NOREPLACE, or link()), close it (checked), fsync messages/;
-// only then may the server answer 250. State files: write state/<ID>.tmp, close, rename
+// Commit rule (queue/draft.cpp): write an anonymous file made in tmp/ (O_TMPFILE) or
+// tmp/<ID>, fsync it, link or rename it to messages/<ID> refusing to replace (linkat
+// through /proc/self/fd; RENAME_NOREPLACE, or link()), close it (checked), fsync
+// messages/; only then may the server answer 250. State files: write state/<ID>.tmp, close, rename
 // over state/<ID> (a hold: fsync both); a message's first state goes to state/<ID> at once.
 #pragma once
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 namespace tlsrelay::queue {
 
@@ -21,6 +22,12 @@ int rename_with_flags(const char* from, const char* to, bool noreplace) {
     return ::unlink(from);
 }
 
+int link_anonymous(int fd, const char* to) {
+    char self[32];
+    std::snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    return ::linkat(AT_FDCWD, self, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
+}
+
 }  // namespace
 
 FileOps system_file_ops() {
@@ -29,6 +36,7 @@ FileOps system_file_ops() {
     ops.fsync = [](int fd) { return ::fsync(fd); };
     ops.close = [](int fd) { return ::close(fd); };
     ops.rename = rename_with_flags;
+    ops.link = link_anonymous;
     return ops;
 }
 
@@ -81,6 +89,10 @@ std::error_code rename(const FileOps& ops, const std::filesystem::path& from,
                                                                  : errno_code();
 }
 
+std::error_code link(const FileOps& ops, int fd, const std::filesystem::path& to) {
+    return ops.link(fd, to.c_str()) == 0 ? std::error_code{} : errno_code();
+}
+
 std::error_code unlink(const std::filesystem::path& path) {
     if (::unlink(path.c_str()) == 0 || errno == ENOENT) return {};
     return errno_code();
@@ -97,6 +109,12 @@ std::error_code lock(int fd, int op) {
 bool unlinked(int fd) {
     struct stat st {};
     return ::fstat(fd, &st) == 0 && st.st_nlink == 0;
+}
+
+bool same_file(int fd, const std::filesystem::path& path) {
+    struct stat held {}, named {};
+    return ::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 &&
+           held.st_dev == named.st_dev && held.st_ino == named.st_ino;
 }
 
 std::error_code read_at(int fd, char* out, std::size_t size, std::uint64_t offset) {

@@ -1,5 +1,5 @@
 // Internal POSIX helpers for queue/: an owning file descriptor, and write/fsync/close/
-// rename wrappers that go through FileOps, loop on short writes and EINTR, and turn
+// rename/link wrappers that go through FileOps, loop on short writes and EINTR, and turn
 // errno into std::error_code. Not part of the public interface.
 #pragma once
 
@@ -51,12 +51,15 @@ std::error_code sync(const FileOps& ops, int fd);
 std::error_code close_checked(const FileOps& ops, Fd& fd);  // releases fd either way
 std::error_code rename(const FileOps& ops, const std::filesystem::path& from,
                        const std::filesystem::path& to, bool noreplace);
+std::error_code link(const FileOps& ops, int fd, const std::filesystem::path& to);  // FileOps::link
 std::error_code unlink(const std::filesystem::path& path);  // ENOENT is not an error
 
 // flock() with EINTR retried; op is LOCK_SH or LOCK_EX, maybe | LOCK_NB.
 std::error_code lock(int fd, int op);
 // True when the file behind fd has been unlinked (st_nlink == 0).
 bool unlinked(int fd);
+// True when path names the file open as fd.
+bool same_file(int fd, const std::filesystem::path& path);
 
 std::error_code read_at(int fd, char* out, std::size_t size, std::uint64_t offset);
 std::error_code file_size(int fd, std::uint64_t& size);

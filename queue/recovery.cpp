@@ -144,6 +144,7 @@ OpenResult open_spool(const std::filesystem::path& dir, const FileOps& ops) {
     check_messages(*core, result.notes);
     clean_state(*core, result.notes);
     collect_free(*core);
+    core->anonymous_drafts = can_link_anonymous(*core);
     result.spool = make_fs_spool(std::move(core));
     return result;
 }

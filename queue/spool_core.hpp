@@ -61,6 +61,9 @@ struct SpoolCore {
     GroupSync messages_sync;
     FreeFiles free_files;
     std::atomic<std::uint64_t> free_seq{0};
+    // Whether new drafts are anonymous files (O_TMPFILE in tmp/, linked into messages/
+    // at the commit): probed when the spool is opened, given up if a link is refused.
+    std::atomic<bool> anonymous_drafts{false};
 
     // Moves a finished message's file to free/ (or unlinks it when free/ is full).
     void recycle(const std::filesystem::path& file);
@@ -70,6 +73,10 @@ struct SpoolCore {
     std::filesystem::path message_path(const std::string& id) const { return messages / id; }
     std::filesystem::path state_path(const std::string& id) const { return state / id; }
 };
+
+// Whether an anonymous file can be made in tmp/ and linked by its descriptor (O_TMPFILE
+// needs the file system's support, the link needs /proc): tries it once.
+bool can_link_anonymous(const SpoolCore& core);
 
 // A fresh queue id candidate: the clock plus a per-process counter.
 std::string next_queue_id();

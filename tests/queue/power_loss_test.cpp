@@ -47,12 +47,19 @@ private:
         bool dir;
     };
 
+    // By descriptor: a draft may be an anonymous file (O_TMPFILE) with no name yet.
     void synced(int fd) {
+        fs::path self = "/proc/self/fd/" + std::to_string(fd);
+        struct stat st {};
+        ASSERT_EQ(::fstat(fd, &st), 0) << fd;
+        if (!S_ISDIR(st.st_mode)) {
+            data_[st.st_ino] = read_bytes(self);  // opens the file itself, named or not
+            return;
+        }
         std::error_code ec;
-        fs::path path = fs::read_symlink("/proc/self/fd/" + std::to_string(fd), ec);
+        fs::path path = fs::read_symlink(self, ec);
         ASSERT_FALSE(ec) << fd;
-        if (fs::is_directory(path)) snapshot_dir(path);
-        else snapshot_file(path);
+        snapshot_dir(path);
     }
     void snapshot_file(const fs::path& path) {
         struct stat st {};
@@ -89,11 +96,19 @@ private:
 
 // After every 250 (a commit that returned), a power cut keeps every message
 // acknowledged so far, whole; this is what a missing directory fsync would break.
-TEST(PowerLoss, EveryAcknowledgedMessageSurvivesLosingUnsyncedData) {
+// named: drafts are tmp/<ID> (linking refused), else anonymous files linked at the commit.
+void every_acknowledged_message_survives(bool named) {
     TempDir dir;
     open_ok(dir.path);  // create the layout, then watch from a clean start
     DurableModel model(dir.path);
-    auto r = open_spool(dir.path, model.ops());
+    FileOps ops = model.ops();
+    if (named) {
+        ops.link = [](int, const char*) {
+            errno = EPERM;
+            return -1;
+        };
+    }
+    auto r = open_spool(dir.path, ops);
     ASSERT_TRUE(r.spool) << r.error;
     std::map<std::string, std::string> acknowledged;
     for (unsigned n = 0; n < 6; ++n) {
@@ -114,6 +129,14 @@ TEST(PowerLoss, EveryAcknowledgedMessageSurvivesLosingUnsyncedData) {
             EXPECT_TRUE(*got == bytes) << aid;
         }
     }
+}
+
+TEST(PowerLoss, EveryAcknowledgedMessageSurvivesLosingUnsyncedData) {
+    every_acknowledged_message_survives(false);
+}
+
+TEST(PowerLoss, EveryAcknowledgedNamedDraftSurvivesLosingUnsyncedData) {
+    every_acknowledged_message_survives(true);
 }
 
 // The model itself: data that was never fsynced is what a cut loses.
@@ -154,6 +177,7 @@ struct Killer {
             return dead() ? -1 : 0;
         };
         ops.rename = [this, real](const char* a, const char* b, bool nr) { return dead() ? -1 : real.rename(a, b, nr); };
+        ops.link = [this, real](int fd, const char* to) { return dead() ? -1 : real.link(fd, to); };
         return ops;
     }
 };

@@ -2,8 +2,10 @@
 // end, file helpers, a sample envelope, and a FileOps that fails the n-th call.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -32,6 +34,19 @@ struct TempDir {
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
 };
+
+// Whether the file system under /tmp makes anonymous files (O_TMPFILE) that can be
+// linked by descriptor; where not, a spool names every draft tmp/<ID>.
+inline bool anonymous_files_work() {
+    TempDir dir;
+    int fd = ::open(dir.path.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    std::string self = "/proc/self/fd/" + std::to_string(fd);
+    std::string name = dir.path / "x";
+    bool linked = ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0;
+    ::close(fd);
+    return linked;
+}
 
 inline std::vector<std::string> files_in(const std::filesystem::path& dir) {
     std::vector<std::string> names;
@@ -91,10 +106,13 @@ inline OpenResult open_ok(const std::filesystem::path& dir) {
 
 // Fails the n-th call (counted from arm()) of one kind of syscall with `error`.
 struct Faults {
-    enum Kind { write, fsync, close, rename, kinds };
+    enum Kind { write, fsync, close, rename, link, kinds };
     std::atomic<int> calls[kinds] = {};
     std::atomic<int> fail_at[kinds] = {};
     int error = EIO;
+    // Refuses every link (EPERM, not counted), so the spool opened with these ops finds
+    // anonymous drafts impossible and names them tmp/<ID>.
+    bool named_drafts = false;
 
     void arm(Kind kind, int n, int err) {
         for (auto& c : calls) c = 0;
@@ -121,6 +139,13 @@ struct Faults {
         };
         ops.rename = [this, real](const char* a, const char* b, bool noreplace) {
             return should_fail(rename) ? -1 : real.rename(a, b, noreplace);
+        };
+        ops.link = [this, real](int fd, const char* to) {
+            if (named_drafts) {
+                errno = EPERM;
+                return -1;
+            }
+            return should_fail(link) ? -1 : real.link(fd, to);
         };
         return ops;
     }

@@ -78,18 +78,27 @@ TEST(Spool, CommitThenReopenFindsMessageExactlyOnce) {
     }
 }
 
+// A draft is an anonymous file (O_TMPFILE) where the file system and /proc allow it,
+// else tmp/<ID>; either way nothing of it stays when it is dropped.
 TEST(Spool, DestroyedDraftLeavesNothing) {
-    TempDir dir;
-    auto r = open_ok(dir.path);
-    for (std::size_t size : {0ul, 10ul, 300000ul}) {
-        std::error_code ec;
-        auto draft = r.spool->begin(ec);
-        ASSERT_TRUE(draft) << ec.message();
-        EXPECT_EQ(files_in(dir.path / "tmp").size(), 1u);
-        EXPECT_FALSE(draft->append(binary_content(size)));
-        draft.reset();
-        EXPECT_TRUE(files_in(dir.path / "tmp").empty());
-        EXPECT_TRUE(files_in(dir.path / "messages").empty());
+    for (bool named : {false, true}) {
+        SCOPED_TRACE(named ? "named drafts" : "anonymous drafts");
+        const bool in_tmp = named || !anonymous_files_work();
+        TempDir dir;
+        Faults faults;
+        faults.named_drafts = named;
+        auto r = open_spool(dir.path, faults.ops());
+        ASSERT_TRUE(r.spool);
+        for (std::size_t size : {0ul, 10ul, 300000ul}) {
+            std::error_code ec;
+            auto draft = r.spool->begin(ec);
+            ASSERT_TRUE(draft) << ec.message();
+            EXPECT_EQ(files_in(dir.path / "tmp").size(), in_tmp ? 1u : 0u);
+            EXPECT_FALSE(draft->append(binary_content(size)));
+            draft.reset();
+            EXPECT_TRUE(files_in(dir.path / "tmp").empty());
+            EXPECT_TRUE(files_in(dir.path / "messages").empty());
+        }
     }
 }
 
@@ -108,19 +117,28 @@ TEST(Spool, CommitNeedsARecipientAndHappensOnce) {
 }
 
 TEST(Spool, ReopenDeletesTmpLeftoversButNotLiveDrafts) {
-    TempDir dir;
-    auto a = open_ok(dir.path);
-    std::error_code ec;
-    auto live = a.spool->begin(ec);
-    ASSERT_TRUE(live);
-    write_bytes(dir.path / "tmp" / "0123456789ABCD", "half a message");
-    write_bytes(dir.path / "tmp" / "junk", "");
-    auto b = open_ok(dir.path);  // e.g. the CLI while the daemon receives
-    EXPECT_EQ(b.notes.size(), 2u);
-    EXPECT_EQ(files_in(dir.path / "tmp"), std::vector<std::string>{live->id()});
-    EXPECT_FALSE(live->append("still here\r\n"));
-    EXPECT_FALSE(live->commit(sample_envelope()));
-    EXPECT_EQ(b.spool->list().size(), 1u);
+    for (bool named : {false, true}) {
+        SCOPED_TRACE(named ? "named draft" : "anonymous draft");
+        const bool in_tmp = named || !anonymous_files_work();
+        TempDir dir;
+        Faults faults;
+        faults.named_drafts = named;
+        auto a = open_spool(dir.path, faults.ops());
+        ASSERT_TRUE(a.spool);
+        std::error_code ec;
+        auto live = a.spool->begin(ec);
+        ASSERT_TRUE(live);
+        write_bytes(dir.path / "tmp" / "0123456789ABCD", "half a message");
+        write_bytes(dir.path / "tmp" / "junk", "");
+        auto b = open_ok(dir.path);  // e.g. the CLI while the daemon receives
+        EXPECT_EQ(b.notes.size(), 2u);
+        std::vector<std::string> drafts;
+        if (in_tmp) drafts.push_back(live->id());
+        EXPECT_EQ(files_in(dir.path / "tmp"), drafts);
+        EXPECT_FALSE(live->append("still here\r\n"));
+        EXPECT_FALSE(live->commit(sample_envelope()));
+        EXPECT_EQ(b.spool->list().size(), 1u);
+    }
 }
 
 TEST(Spool, UpdateRoundTripsRecipientStatesAndSurvivesReopen) {
@@ -376,6 +394,11 @@ TEST(Spool, DirectoryFsyncIsSharedButAlwaysFollowsTheRename) {
     FileOps ops = system_file_ops(), real = ops;
     ops.rename = [real](const char* a, const char* b, bool noreplace) {
         int rc = real.rename(a, b, noreplace);
+        renamed_at = ++clock;
+        return rc;
+    };
+    ops.link = [real](int fd, const char* to) {  // an anonymous draft gets its name
+        int rc = real.link(fd, to);
         renamed_at = ++clock;
         return rc;
     };
