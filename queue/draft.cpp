@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 
 #include "queue/format.hpp"
 #include "queue/spool_core.hpp"
@@ -35,6 +38,7 @@ public:
     const std::string& id() const override { return id_; }
     std::error_code append(std::string_view bytes) override;
     std::error_code commit(const Envelope& envelope) override;
+    void commit(const Envelope& envelope, Committed done) override;
 
 private:
     std::filesystem::path tmp_path() const { return core_->tmp / id_; }
@@ -95,13 +99,34 @@ std::error_code FsDraft::append(std::string_view bytes) {
 }
 
 std::error_code FsDraft::commit(const Envelope& envelope) {
-    if (error_) return error_;
+    std::mutex mutex;
+    std::condition_variable finished;
+    std::optional<std::error_code> result;
+    commit(envelope, [&](std::error_code ec) {
+        std::lock_guard lock(mutex);
+        result = ec;
+        finished.notify_one();
+    });
+    std::unique_lock lock(mutex);
+    finished.wait(lock, [&] { return result.has_value(); });
+    return *result;
+}
+
+// Everything up to the directory fsync happens here; the rest, and done, when an
+// fsync of messages/ that started after the name was given has finished. The caller
+// may destroy the draft as soon as done is called, so nothing touches it after that.
+void FsDraft::commit(const Envelope& envelope, Committed done) {
+    if (error_) return done(error_);
     if (stage_ != Stage::writing || envelope.recipients.empty())
-        return fail(std::make_error_code(std::errc::invalid_argument));
-    if (auto ec = write_tail(envelope)) return fail(ec);
-    if (auto ec = publish()) return fail(ec);
-    stage_ = Stage::finished;
-    return {};
+        return done(fail(std::make_error_code(std::errc::invalid_argument)));
+    if (auto ec = write_tail(envelope)) return done(fail(ec));
+    if (auto ec = publish()) return done(fail(ec));
+    core_->messages_sync.sync_then(core_->ops, core_->messages_fd.get(),
+                                   [this, done = std::move(done)](std::error_code ec) {
+                                       if (ec) return done(fail(ec));
+                                       stage_ = Stage::finished;
+                                       done({});
+                                   });
 }
 
 std::error_code FsDraft::write_tail(const Envelope& envelope) {
@@ -122,14 +147,13 @@ std::error_code FsDraft::write_tail(const Envelope& envelope) {
 }
 
 // fsync, give it its name in messages/, close (checked: NFS reports errors there; the
-// lock goes with it), fsync messages/ (shared with concurrent commits).
+// lock goes with it). The fsync of messages/ follows, shared with concurrent commits.
 std::error_code FsDraft::publish() {
     const FileOps& ops = core_->ops;
     if (auto ec = io::sync(ops, fd_.get())) return ec;
     if (auto ec = give_name()) return ec;
     stage_ = Stage::renamed;
-    if (auto ec = io::close_checked(ops, fd_)) return ec;
-    return core_->messages_sync.sync(ops, core_->messages_fd.get());
+    return io::close_checked(ops, fd_);
 }
 
 // Renames tmp/<ID> or links the anonymous file to messages/<ID>, never replacing one.
@@ -171,27 +195,20 @@ void FsDraft::abandon() {
 
 }  // namespace
 
-std::error_code GroupSync::sync(const FileOps& ops, int dir_fd) {
+void GroupSync::sync_then(const FileOps& ops, int dir_fd, Done done) {
     std::unique_lock lock(mutex_);
-    if (!waiting_) waiting_ = std::make_shared<Batch>();
-    std::shared_ptr<Batch> mine = waiting_;
-    while (!mine->done) {
-        if (syncing_) {
-            done_.wait(lock);
-            continue;
-        }
-        // No fsync is running, so ours has not started: run it for the whole batch.
-        waiting_.reset();
-        syncing_ = true;
+    waiting_.push_back(std::move(done));
+    if (syncing_) return;  // its thread runs the next fsync for us
+    syncing_ = true;
+    while (!waiting_.empty()) {
+        std::vector<Done> batch;
+        batch.swap(waiting_);
         lock.unlock();
         std::error_code ec = io::sync(ops, dir_fd);
+        for (Done& d : batch) d(ec);
         lock.lock();
-        syncing_ = false;
-        mine->result = ec;
-        mine->done = true;
-        done_.notify_all();
     }
-    return mine->result;
+    syncing_ = false;
 }
 
 std::string next_queue_id() {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,6 +64,12 @@ public:
     // are the draft's own; arrival_us 0 means now; recipients start pending; `held`
     // is the initial hold. Needs at least one recipient.
     virtual std::error_code commit(const Envelope& envelope) = 0;
+    // The same without waiting for other commits: does the blocking part on this
+    // thread, then calls done once the message is durable (or has failed), maybe later
+    // on another thread: one running the directory fsync that this commit joined. The
+    // caller may destroy the draft once done has been called; done must not block.
+    using Committed = std::function<void(std::error_code)>;
+    virtual void commit(const Envelope& envelope, Committed done) { done(commit(envelope)); }
 };
 
 struct OpenResult;

@@ -1,7 +1,7 @@
 // Internal state shared by the file-system spool and its drafts: the directory layout,
 // the syscall seam, and the group commit of messages/ (one directory fsync may cover
-// the renames of several concurrent commits; each waits until one that began after its
-// rename has finished). Not part of the public interface.
+// the renames of several concurrent commits; each is done once one that began after
+// its rename has finished). Not part of the public interface.
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,20 +23,21 @@
 
 namespace tlsrelay::queue {
 
-// Shares directory fsyncs between concurrent callers.
+// Shares directory fsyncs between concurrent callers, without making any of them wait
+// on another's: a caller that finds an fsync running leaves its callback and returns,
+// and the thread running it runs one more for everyone who came meanwhile.
 class GroupSync {
 public:
-    // Returns once an fsync of dir_fd that started after this call returned.
-    std::error_code sync(const FileOps& ops, int dir_fd);
+    using Done = std::function<void(std::error_code)>;
+    // Calls done with the result of an fsync of dir_fd that started after this call:
+    // on this thread when no fsync is running (this thread then runs it, and any
+    // further ones that others join meanwhile), else on the thread running one, after
+    // the next. done runs with no lock held and must not block.
+    void sync_then(const FileOps& ops, int dir_fd, Done done);
 
 private:
-    struct Batch {
-        bool done = false;
-        std::error_code result;
-    };
     std::mutex mutex_;
-    std::condition_variable done_;
-    std::shared_ptr<Batch> waiting_;  // joined, its fsync not yet started
+    std::vector<Done> waiting_;  // joined, their fsync not yet started
     bool syncing_ = false;
 };
 

@@ -2,10 +2,14 @@
 
 #include "support/on_pool.hpp"
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <exception>
+#include <memory>
 
 namespace tlsrelay::relay {
 namespace {
@@ -34,12 +38,18 @@ public:
 
     // The envelope gets its arrival and size here, as the draft would give them, so that
     // it is what the spool holds and can be handed on without reading it back.
+    // The pool thread that did the blocking part does not wait for the shared
+    // directory fsync: the thread running it resumes this coroutine (on its own
+    // executor) when it is done.
     asio::awaitable<std::error_code> commit(const smtp::Transaction& t) override {
         queue::Envelope env = envelope(t);
-        std::error_code ec = co_await support::on_pool(pool_, [this, &env] {
-            std::error_code e = write_buffer(!flushed_);
-            return e ? e : draft_->commit(env);
-        });
+        std::error_code ec = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                                           void(std::exception_ptr, std::error_code)>(
+            [this, &env](auto handler) {
+                auto resume = std::make_shared<decltype(handler)>(std::move(handler));
+                asio::post(pool_, [this, &env, resume] { commit_on_pool(env, resume); });
+            },
+            asio::use_awaitable);
         if (ec || !on_committed_) co_return ec;
         std::optional<std::string> content;
         if (!flushed_) content = std::move(buffer_);
@@ -48,6 +58,20 @@ public:
     }
 
 private:
+    template <class Handler>
+    void commit_on_pool(const queue::Envelope& env, std::shared_ptr<Handler> resume) {
+        auto finish = [resume](std::exception_ptr error, std::error_code ec) {
+            auto home = asio::get_associated_executor(*resume);
+            asio::post(home, [resume, error, ec] { (*resume)(error, ec); });
+        };
+        try {
+            if (std::error_code ec = write_buffer(!flushed_)) return finish(nullptr, ec);
+            draft_->commit(env, [finish](std::error_code ec) { finish(nullptr, ec); });
+        } catch (...) {
+            finish(std::current_exception(), {});
+        }
+    }
+
     // keep: the buffer is the whole content, kept for on_committed_.
     std::error_code write_buffer(bool keep) {  // on the disk pool
         std::error_code ec;

@@ -2,7 +2,9 @@
 // after a restart; drafts leave nothing; delivery state is durable and shared safely.
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -431,6 +433,59 @@ TEST(Spool, DirectoryFsyncIsSharedButAlwaysFollowsTheRename) {
     for (auto& t : threads) t.join();
     EXPECT_LT(dir_syncs.size(), 40u);
     EXPECT_EQ(r.spool->list().size(), 40u);
+}
+
+// A commit that finds the directory fsync busy leaves its callback with the thread
+// running it and returns at once; that thread runs a second fsync (one that started
+// after the second message got its name) and calls the callback. The first fsync is
+// held by the test until the second commit has returned: were that commit waiting for
+// it, it would not return, and the test fails after 20 s instead of hanging.
+TEST(Spool, CommitJoiningARunningDirectoryFsyncDoesNotWaitForIt) {
+    TempDir dir;
+    open_ok(dir.path);  // the layout exists: opening again fsyncs no directory
+    std::promise<void> first_started, release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<int> dir_syncs{0};
+    FileOps ops = system_file_ops(), real = ops;
+    ops.fsync = [&, real](int fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && ++dir_syncs == 1) {
+            first_started.set_value();
+            released.wait();
+        }
+        return real.fsync(fd);
+    };
+    auto r = open_spool(dir.path, ops);
+    ASSERT_TRUE(r.spool);
+    std::thread::id syncer;
+    std::thread first([&] {
+        syncer = std::this_thread::get_id();
+        EXPECT_FALSE(commit_message(*r.spool, "first\r\n", sample_envelope()).empty());
+    });
+    first_started.get_future().wait();
+
+    std::promise<std::pair<std::error_code, std::thread::id>> second_done;
+    auto second_result = second_done.get_future();
+    std::error_code ec;
+    auto draft = r.spool->begin(ec);
+    ASSERT_TRUE(draft);
+    ASSERT_FALSE(draft->append("second\r\n"));
+    auto returned = std::async(std::launch::async, [&] {
+        draft->commit(sample_envelope(), [&](std::error_code result) {
+            second_done.set_value({result, std::this_thread::get_id()});
+        });
+    });
+    EXPECT_EQ(returned.wait_for(std::chrono::seconds(20)), std::future_status::ready)
+        << "the second commit waited for the first one's directory fsync";
+    EXPECT_EQ(second_result.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+        << "durable before any fsync that followed its link";
+    release.set_value();
+    first.join();
+    auto [result, thread] = second_result.get();
+    EXPECT_FALSE(result);
+    EXPECT_EQ(thread, syncer);
+    EXPECT_EQ(dir_syncs.load(), 2);
+    EXPECT_EQ(r.spool->list().size(), 2u);
 }
 
 TEST(Spool, HoldFromAnotherProcessSurvivesConcurrentUpdates) {
