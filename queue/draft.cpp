@@ -121,12 +121,15 @@ void FsDraft::commit(const Envelope& envelope, Committed done) {
         return done(fail(std::make_error_code(std::errc::invalid_argument)));
     if (auto ec = write_tail(envelope)) return done(fail(ec));
     if (auto ec = publish()) return done(fail(ec));
-    core_->messages_sync.sync_then(core_->ops, core_->messages_fd.get(),
-                                   [this, done = std::move(done)](std::error_code ec) {
-                                       if (ec) return done(fail(ec));
-                                       stage_ = Stage::finished;
-                                       done({});
-                                   });
+    // This thread may go on running fsyncs for others after this draft is gone: the
+    // local reference keeps the spool's core (and its GroupSync) alive until then.
+    std::shared_ptr<SpoolCore> core = core_;
+    core->messages_sync.sync_then(core->ops, core->messages_fd.get(),
+                                  [this, done = std::move(done)](std::error_code ec) {
+                                      if (ec) return done(fail(ec));
+                                      stage_ = Stage::finished;
+                                      done({});
+                                  });
 }
 
 std::error_code FsDraft::write_tail(const Envelope& envelope) {
