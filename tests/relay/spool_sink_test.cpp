@@ -114,12 +114,19 @@ struct FaultCase {
     const char* name;
     Faults::Kind kind;
     int error;
+    bool named_drafts = false;  // a rename happens only for tmp/<ID>; else drafts are anonymous
 };
 
 const FaultCase fault_cases[] = {
-    {"write ENOSPC", Faults::write, ENOSPC}, {"write EIO", Faults::write, EIO},
-    {"fsync EIO", Faults::fsync, EIO},       {"close EIO", Faults::close, EIO},
-    {"rename EIO", Faults::rename, EIO},     {"rename ENOSPC", Faults::rename, ENOSPC},
+    {"write ENOSPC", Faults::write, ENOSPC},
+    {"write EIO", Faults::write, EIO},
+    {"fsync EIO", Faults::fsync, EIO},
+    {"close EIO", Faults::close, EIO},
+    {"link EIO", Faults::link, EIO},
+    {"link ENOSPC", Faults::link, ENOSPC},
+    {"rename EIO", Faults::rename, EIO, true},
+    {"rename ENOSPC", Faults::rename, ENOSPC, true},
+    {"fsync EIO, named drafts", Faults::fsync, EIO, true},
 };
 
 // Stored content of the only message in the spool, "" unless there is exactly one.
@@ -131,12 +138,16 @@ std::string only_message(queue::Spool& spool) {
 
 TEST(SpoolSink, FailedCommitIs451AndLeavesNothing) {
     const std::string first = body('1'), second = body('2');
+    const bool anonymous = queue::test::anonymous_files_work();
     for (const auto& c : fault_cases) {
-        for (int n = 1;; ++n) {
+        if (c.kind == Faults::link && !anonymous) continue;  // every draft is named here
+        int n = 1;
+        for (;; ++n) {
             SCOPED_TRACE(std::string(c.name) + " at call " + std::to_string(n));
             ASSERT_LT(n, 50);
             queue::test::TempDir dir;
             Faults faults;
+            faults.named_drafts = c.named_drafts;
             auto opened = queue::open_spool(dir.path, faults.ops());
             ASSERT_TRUE(opened.spool);
             std::atomic<int> committed = 0;
@@ -164,6 +175,7 @@ TEST(SpoolSink, FailedCommitIs451AndLeavesNothing) {
             ASSERT_TRUE(reopened.spool);
             EXPECT_EQ(reopened.spool->list().size(), 1u);
         }
+        EXPECT_GT(n, 1) << c.name << ": the commit never made that call";
     }
 }
 
