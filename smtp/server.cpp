@@ -98,8 +98,9 @@ void Server::stop() {
 asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
     asio::steady_timer pause(io_);
     std::chrono::milliseconds backoff{0};
+    tcp::endpoint peer;  // from accept itself: no getpeername per connection
     while (!stopping_) {
-        auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+        auto [ec, socket] = co_await acceptor.async_accept(peer, asio::as_tuple(asio::use_awaitable));
         if (ec) {
             if (stopping_ || ec == asio::error::operation_aborted) co_return;
             if (backoff.count() == 0) support::log_warning("smtpd", "accept: " + ec.message() + "; pausing accepts");
@@ -110,9 +111,6 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
         }
         if (backoff.count() != 0) support::log_info("smtpd", "accepting again");
         backoff = std::chrono::milliseconds(0);
-        boost::system::error_code peer_ec;
-        tcp::endpoint peer = socket.remote_endpoint(peer_ec);
-        if (peer_ec) continue;  // already gone; the socket closes here
         std::string refusal = over_limit(peer.address());
         if (!refusal.empty()) {
             asio::co_spawn(io_, refuse(std::move(socket), std::move(refusal)), asio::detached);

@@ -62,13 +62,18 @@ awaitable<Wait> flush(Stream& stream, Io& io, Clock::time_point deadline) {
     co_return w;
 }
 
+// Commands are read 4 KiB at a time, so an idle connection holds little; message text
+// 16 KiB at a time, so a typical message arrives in one or two reads.
+inline constexpr std::size_t command_chunk = 4096;
+inline constexpr std::size_t data_chunk = 16384;
+
 template <class Stream>
-awaitable<Wait> read_more(Stream& stream, Io& io, Clock::time_point deadline) {
+awaitable<Wait> read_more(Stream& stream, Io& io, Clock::time_point deadline,
+                          std::size_t chunk = command_chunk) {
     if (auto w = co_await flush(stream, io, deadline); w != Wait::ok) co_return w;
     if (io.pos == io.in.size()) io.discard_input();
     io.deadline.expires_at(deadline);
     if (io.deadline.passed()) co_return Wait::timeout;
-    constexpr std::size_t chunk = 4096;
     std::size_t old = io.in.size();
     io.in.resize(old + chunk);
     boost::asio::cancellation_state state = co_await boost::asio::this_coro::cancellation_state;
@@ -92,7 +97,7 @@ awaitable<bool> read_data(Stream& stream, Io& io, SessionCore& core, const Serve
     auto deadline = Clock::now() + opt.data_timeout;
     for (DataReader::Status st = DataReader::Status::need_more; st != DataReader::Status::done;) {
         if (io.pos == io.in.size()) {
-            Wait w = co_await read_more(stream, io, deadline);
+            Wait w = co_await read_more(stream, io, deadline, data_chunk);
             if (w == Wait::timeout) core.on_timeout(io.out);
             if (w != Wait::ok) co_return false;
         }
