@@ -49,16 +49,18 @@ class ThrottleCase(DeliveryCase):
     """Helpers: N messages for one destination, due together."""
 
     def queue_together(self, relay_args: dict, phase2_queue: dict, relayhost: str = f"[{HOP}]:25",
-                       peer: SmtpPeer | None = None) -> tuple:
-        """N messages deferred once (phase 1), then the relay restarted with all of them
-        due at once, one delivery at a time to the destination. Returns (relay, ids,
-        log mark of the restart, sessions the peer had seen before it)."""
+                       peer: SmtpPeer | None = None, pad: int = 0) -> tuple:
+        """N messages (pad bytes of text longer each) deferred once (phase 1), then the
+        relay restarted with all of them due at once, one delivery at a time to the
+        destination. Returns (relay, ids, log mark of the restart, sessions the peer had
+        seen before it)."""
+        filler = (b"x" * 78 + b"\r\n") * (pad // 80)
         delivery = {"relayhost": relayhost, "max_connections_per_domain": 1}
         relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"}, delivery=delivery, **relay_args)
         ids = []
         for i in range(N):
             rcpt = f"user{i}@example.test"
-            ids.append((submit(relay, content(f"m{i}", rcpt=rcpt), rcpts=(rcpt,)), rcpt))
+            ids.append((submit(relay, content(f"m{i}", rcpt=rcpt) + filler, rcpts=(rcpt,)), rcpt))
             self.status(relay, ids[-1][0], rcpt, "deferred")
         relay.stop()
         sessions = len(peer.sessions) if peer else 0
@@ -124,6 +126,22 @@ class DeadDestination(ThrottleCase):
         for qid, _ in ids:
             self.wait_removed(relay, qid, timeout=10, since=mark)
 
+    def test_suspended_mail_is_deferred_without_reading_it(self):
+        """As Postfix's queue manager, mail for a dead destination is deferred from its envelope: at a retry, a message that finds the destination's time up is read whole (1 MiB here), those then suspended are not, so a long queue for a partner that is down is not read in full at every retry."""
+        self.dead_address(HOP)
+        relay, ids, mark, _ = self.queue_together({}, {"retry_min": "3s", "retry_max": "3s"}, pad=1 << 20)
+        self.outcomes(relay, ids, mark)  # the start-up recovery has read every file whole
+        before = read_bytes(relay)
+        mark = relay.log_mark()
+        attempted, suspended = self.outcomes(relay, ids, mark)  # the next retry, 3 s on
+        read = read_bytes(relay) - before
+        # The retry can come up to a second before the destination's dead time is over
+        # (due times are whole seconds): then all six are suspended.
+        self.assertGreaterEqual(len(suspended), N - 1, relay.log_text(mark))
+        self.assertEqual(len(attempted) + len(suspended), N)
+        self.assertGreaterEqual(read, len(attempted) << 20, "an attempted message is read whole")
+        self.assertLess(read, (len(attempted) << 20) + (256 << 10), "suspended ones are not read")
+
     def test_one_message_at_a_time_never_kills(self):
         """As in Postfix, a destination with nothing else queued forgets its failures: messages submitted one after the other are all tried (default window: one failure is 1/5 of a cohort)."""
         addr = self.dead_address(HOP)
@@ -145,6 +163,12 @@ class DeadDestination(ThrottleCase):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{qid} still active after {timeout}s: {row!r}")
             time.sleep(0.05)  # polling the daemon through the CLI: there is no event to wait on
+
+
+def read_bytes(relay) -> int:
+    """Bytes the relay process has read through read(2) and its kind (/proc/PID/io rchar)."""
+    with open(f"/proc/{relay.pid()}/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
 
 
 class DeadDestinationVsPostfix(ThrottleCase):

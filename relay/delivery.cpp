@@ -397,11 +397,10 @@ asio::awaitable<void> deliver_hop(DeliveryContext& ctx, Attempt& at, const Group
         ctx.throttle->succeeded(dest);
 }
 
-}  // namespace
-
-asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env, const std::string& content) {
-    Attempt at{env, Clock::time_point(std::chrono::microseconds(env.arrival_us)), Clock::now(), {}, ctx.config,
-               ctx.observer, {}, {}};
+// The recipients due now, grouped by next hop, each group in delivery order; those
+// without a next hop (bad address syntax) go to `unroutable`, in recipient order.
+std::map<std::string, Group> due_groups(const DeliveryContext& ctx, const queue::Envelope& env,
+                                        std::vector<std::size_t>& unroutable) {
     std::map<std::string, Group> groups;
     auto now_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
@@ -409,20 +408,58 @@ asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& en
         if (r.done() || r.next_attempt > now_s) continue;
         auto hop = nexthop_for(ctx.config.delivery, domain_of(r.address));
         if (!hop) {
-            at.destination = domain_of(r.address);
-            at.finish(i, "none", "5.1.3", "bad address syntax", false, true);
+            unroutable.push_back(i);
             continue;
         }
         auto& g = groups[hop->text];
         g.hop = *hop;
         g.rcpts.push_back(i);
     }
-    for (auto& [key, g] : groups) {
+    for (auto& [key, g] : groups)
         std::stable_sort(g.rcpts.begin(), g.rcpts.end(), [&](std::size_t a, std::size_t b) {
             return delivered_before(env.recipients[a].address, env.recipients[b].address);
         });
-        co_await deliver_hop(ctx, at, g, content);
+    return groups;
+}
+
+Attempt start_attempt(const DeliveryContext& ctx, queue::Envelope& env) {
+    return Attempt{env, Clock::time_point(std::chrono::microseconds(env.arrival_us)), Clock::now(), {},
+                   ctx.config, ctx.observer, {}, {}};
+}
+
+}  // namespace
+
+asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env, const std::string& content) {
+    Attempt at = start_attempt(ctx, env);
+    std::vector<std::size_t> unroutable;
+    auto groups = due_groups(ctx, env, unroutable);
+    for (std::size_t i : unroutable) {
+        at.destination = domain_of(env.recipients[i].address);
+        at.finish(i, "none", "5.1.3", "bad address syntax", false, true);
     }
+    for (auto& [key, g] : groups) co_await deliver_hop(ctx, at, g, content);
+}
+
+bool defer_if_suspended(DeliveryContext& ctx, queue::Envelope& env) {
+    if (!ctx.throttle) return false;
+    std::vector<std::size_t> unroutable;
+    auto groups = due_groups(ctx, env, unroutable);
+    if (groups.empty() || !unroutable.empty()) return false;
+    auto now = std::chrono::steady_clock::now();
+    std::vector<HopStatus> why;
+    for (auto& [key, g] : groups) {
+        auto dead = ctx.throttle->suspended(g.hop.domain, now);
+        if (!dead) return false;
+        why.push_back(std::move(*dead));
+    }
+    Attempt at = start_attempt(ctx, env);
+    std::size_t n = 0;
+    for (auto& [key, g] : groups) {  // as deliver_hop does for a dead destination
+        at.destination = g.hop.domain;
+        for (std::size_t i : g.rcpts) at.finish(i, "none", why[n].dsn, why[n].reason, false, false);
+        ++n;
+    }
+    return true;
 }
 
 }  // namespace tlsrelay::relay

@@ -72,6 +72,12 @@ struct AttemptTimes {
 boost::asio::awaitable<void> attempt_delivery(DeliveryContext& ctx, queue::Envelope& env,
                                               const std::string& content);
 
+// When every due recipient of env goes to a destination the throttle holds dead, defers
+// them as attempt_delivery would ("delivery temporarily suspended: ..."), logging each,
+// and returns true; the content is not needed. Otherwise changes nothing and returns
+// false (a live destination, or a recipient without a next hop). Runs without waiting.
+bool defer_if_suspended(DeliveryContext& ctx, queue::Envelope& env);
+
 // A TCP connection to t within timeout; nullopt with error set ("Connection timed out", ...).
 boost::asio::awaitable<std::optional<boost::asio::ip::tcp::socket>> connect_target(
     const Target& t, std::chrono::milliseconds timeout, std::string& error);

@@ -167,9 +167,45 @@ asio::awaitable<void> Scheduler::loop() {
     }
 }
 
+bool Scheduler::expired(const queue::Envelope& env) const {
+    auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::microseconds(now_us - env.arrival_us) > ctx_.config.queue.max_lifetime;
+}
+
+// `queue flush` during the attempt: the next one follows at once.
+void Scheduler::retry_if_flushed(const std::string& id) {
+    if (flushed_while_active_.erase(id) && due_.count(id)) {
+        unschedule(id);
+        due_[id] = 0;
+        by_time_.insert({0, id});
+    }
+}
+
+// A message whose destination is dead is deferred from its envelope alone, as Postfix's
+// queue manager defers mail for a dead destination without reading it: a long queue for
+// a partner that is down is not read in full at every retry. False when the attempt
+// needs the message (a live destination, a hold, expiry, which bounces it), or when the
+// message is gone: deliver() then loads it as usual.
+asio::awaitable<bool> Scheduler::defer_unread(const std::string& id) {
+    if (!throttle_.suspended(dest_of_[id], Throttle::Clock::now())) co_return false;
+    auto env = co_await support::on_pool(disk_, [&] { return spool_.envelope(id); });
+    if (!env || env->held || forced_.count(id) || expired(*env)) co_return false;
+    // Decided here, with nothing awaited in between: the throttle is as it was checked.
+    if (!defer_if_suspended(ctx_, *env)) co_return false;
+    if (deleted_.count(id))
+        support::log_info("qmgr", id + ": deleted during delivery; outcome not recorded");
+    else
+        co_await finish(*env, std::string(), {});
+    retry_if_flushed(id);
+    co_return true;
+}
+
 asio::awaitable<void> Scheduler::deliver(std::string id) {
     auto loaded = take_fresh(id);  // just committed: no need to read it back
-    if (!loaded) loaded = co_await support::on_pool(disk_, [&] { return spool_.load(id); });
+    bool deferred_unread = false;
+    if (!loaded) deferred_unread = co_await defer_unread(id);
+    if (!loaded && !deferred_unread) loaded = co_await support::on_pool(disk_, [&] { return spool_.load(id); });
     if (loaded && loaded->content) {
         queue::Envelope env = std::move(loaded->envelope);
         if (forced_.erase(id))  // `queue flush`: every undone recipient is due now
@@ -199,28 +235,21 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
             release_slot(id);  // launches nothing while stopping
             co_return;
         }
-        auto age = std::chrono::microseconds(
-            std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::system_clock::now().time_since_epoch()).count() - env.arrival_us);
-        bool expired = age > ctx_.config.queue.max_lifetime;
+        bool too_old = expired(env);
         std::vector<std::size_t> bounced;
         for (std::size_t i = 0; i < env.recipients.size(); ++i) {
             auto& r = env.recipients[i];
-            if (expired && r.state == queue::RecipientState::deferred)
+            if (too_old && r.state == queue::RecipientState::deferred)
                 r.state = queue::RecipientState::bounced;
             if (!was_done[i] && r.state == queue::RecipientState::bounced) bounced.push_back(i);
         }
-        if (expired && !bounced.empty())
+        if (too_old && !bounced.empty())
             support::log_info("qmgr", id + ": from=<" + env.sender + ">, status=expired, returned to sender");
         if (deleted_.count(id))
             support::log_info("qmgr", id + ": deleted during delivery; outcome not recorded");
         else
             co_await finish(env, *loaded->content, bounced);
-        if (flushed_while_active_.erase(id) && due_.count(id)) {  // `queue flush` during the attempt
-            unschedule(id);
-            due_[id] = 0;
-            by_time_.insert({0, id});
-        }
+        retry_if_flushed(id);
     }
     flushed_while_active_.erase(id);
     deleted_.erase(id);

@@ -2,7 +2,8 @@
 // within the concurrency limits, records their outcome durably, retries deferred
 // recipients with backoff (retry_min doubling to retry_max), bounces at max_lifetime,
 // and removes a message once every recipient is done. Destinations that keep failing
-// are declared dead for retry_min, as Postfix's qmgr does (relay/throttle.hpp). `queue` commands act at once
+// are declared dead for retry_min, as Postfix's qmgr does (relay/throttle.hpp); their
+// mail is then deferred from its envelope, its content unread. `queue` commands act at once
 // through the control socket (scheduler_control.cpp); a flush file within a second.
 #pragma once
 
@@ -57,6 +58,9 @@ public:
 private:
     boost::asio::awaitable<void> loop();
     boost::asio::awaitable<void> deliver(std::string id);
+    boost::asio::awaitable<bool> defer_unread(const std::string& id);
+    bool expired(const queue::Envelope& env) const;  // past max_lifetime: bounce what is deferred
+    void retry_if_flushed(const std::string& id);
     boost::asio::awaitable<void> finish(const queue::Envelope& env, const std::string& content,
                                         const std::vector<std::size_t>& newly_bounced);
     std::optional<queue::Envelope> write_bounce(const queue::Envelope& env, const std::string& content,
