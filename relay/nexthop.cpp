@@ -2,15 +2,12 @@
 
 #include <charconv>
 
+#include "tls/text.hpp"
+
 namespace tlsrelay::relay {
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
+using tls::lower;
 
 std::optional<unsigned short> parse_port(std::string_view p) {
     if (p == "smtp") return 25;
@@ -85,7 +82,7 @@ std::optional<NextHop> parse_one(std::string_view text, unsigned short default_p
 const config::Route* route_for(const config::DeliveryConfig& d, const std::string& domain) {
     auto entry = [&](std::string_view key) -> const config::Route* {
         for (const auto& r : d.routes)
-            if (lower(r.destination) == key) return &r;
+            if (tls::iequals(r.destination, key)) return &r;
         return nullptr;
     };
     if (domain.empty()) return nullptr;

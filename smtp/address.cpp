@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "tls/text.hpp"
+
 namespace tlsrelay::smtp {
 namespace {
 
@@ -17,11 +19,7 @@ char to_lower(char c) {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return to_lower(x) == to_lower(y);
-           });
-}
+using tls::iequals;
 
 // RFC 5321 atext, plus UTF-8 bytes (RFC 6531 §3.3); validity of the UTF-8 is checked
 // once for the whole path.

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "smtp/address.hpp"
+#include "tls/text.hpp"
 
 namespace tlsrelay::smtp {
 namespace {
@@ -13,11 +14,7 @@ char to_upper(char c) {
     return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return to_upper(x) == to_upper(y);
-           });
-}
+using tls::iequals;
 
 bool is_alpha(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');

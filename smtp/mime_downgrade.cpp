@@ -3,6 +3,8 @@
 #include <cctype>
 #include <vector>
 
+#include "tls/text.hpp"
+
 namespace tlsrelay::smtp {
 namespace {
 
@@ -10,13 +12,7 @@ enum class Type { text, message, multipart, other };
 enum class Sub { plain, rfc822, global, other };
 enum class State { headers, body };
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
+using tls::iequals;
 
 // Postfix's is_header_buf: printable ASCII other than ':' and blanks, optional blanks,
 // then ':'. Returns the length of the name, 0 if the line is no header.

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "support/log.hpp"
+#include "tls/text.hpp"
 
 namespace tlsrelay::smtp {
 namespace {
@@ -24,12 +25,7 @@ bool must_be_last(Verb v) {
     }
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
+using tls::lower;
 
 std::string rfc5322_date() {
     std::time_t t = std::time(nullptr);

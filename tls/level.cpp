@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "tls/text.hpp"
+
 namespace tlsrelay::tls {
 namespace {
 
@@ -17,16 +19,6 @@ constexpr std::array<std::pair<Level, std::string_view>, 9> names{{
     {Level::verify, "verify"},
     {Level::secure, "secure"},
 }};
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 }  // namespace
 
