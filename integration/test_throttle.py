@@ -142,6 +142,33 @@ class DeadDestination(ThrottleCase):
         self.assertGreaterEqual(read, len(attempted) << 20, "an attempted message is read whole")
         self.assertLess(read, (len(attempted) << 20) + (256 << 10), "suspended ones are not read")
 
+    def test_second_destination_of_a_message_is_throttled_too(self):
+        """Messages each for a live and a dead domain, due together, one delivery at a time per destination: as in Postfix, where each recipient waits in its own destination's queue, the dead domain's first failure makes it dead and the other five recipients there are suspended, while every live recipient is delivered."""
+        live_addr = self.dead_address("live.test")  # nobody there yet: phase 1 defers both
+        dead_addr = self.dead_address("dead.test")
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"},
+                           delivery={"max_connections_per_domain": 1})
+        ids = []
+        for i in range(N):
+            rcpts = (f"user{i}@live.test", f"user{i}@dead.test")
+            qid = submit(relay, content(f"d{i}", rcpt=rcpts[0]), rcpts=rcpts)
+            for r in rcpts:
+                self.status(relay, qid, r, "deferred")
+            ids.append(qid)
+        relay.stop()
+        relay.cli("queue", "flush")  # no daemon: every message due now
+        peer = SmtpPeer(self.world, host=live_addr).start()  # live.test comes up
+        mark = relay.log_mark()
+        relay.start()
+        got = peer.wait_for_messages(N, timeout=30)
+        self.assertEqual(sorted(r for m in got for r in m.rcpt_tos), sorted(f"user{i}@live.test" for i in range(N)))
+        dead = [self.status(relay, qid, f"user{i}@dead.test", since=mark) for i, qid in enumerate(ids)]
+        refused = f"connect to dead.test[{dead_addr}]:25: Connection refused"
+        suspended = [st for st in dead if st["reason"].startswith(SUSPENDED)]
+        self.assertEqual(len(suspended), N - 1, relay.log_text(mark))
+        for st in suspended:
+            self.assertStatus(st, "none", "4.4.1", "deferred", SUSPENDED + refused)
+
     def test_one_message_at_a_time_never_kills(self):
         """As in Postfix, a destination with nothing else queued forgets its failures: messages submitted one after the other are all tried (default window: one failure is 1/5 of a cohort)."""
         addr = self.dead_address(HOP)

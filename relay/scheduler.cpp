@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 
 #include "relay/bounce.hpp"
 #include "relay/nexthop.hpp"
@@ -42,13 +43,16 @@ void Scheduler::stop() {
     for (auto& [id, signal] : cancel_) signal->emit(asio::cancellation_type::terminal);
 }
 
-std::string Scheduler::destination(const queue::Envelope& env) const {
-    for (const auto& r : env.recipients)
-        if (!r.done()) {
-            auto hop = nexthop_for(ctx_.config.delivery, domain_of(r.address));
-            return hop ? hop->domain : "";
-        }
-    return "";
+// The next-hop domains of the undone recipients, each once, in recipient order.
+std::vector<std::string> Scheduler::destinations(const queue::Envelope& env) const {
+    std::vector<std::string> out;
+    for (const auto& r : env.recipients) {
+        if (r.done()) continue;
+        auto hop = nexthop_for(ctx_.config.delivery, domain_of(r.address));
+        std::string dest = hop ? hop->domain : "";
+        if (std::find(out.begin(), out.end(), dest) == out.end()) out.push_back(std::move(dest));
+    }
+    return out;
 }
 
 void Scheduler::unschedule(const std::string& id) {
@@ -71,7 +75,12 @@ void Scheduler::schedule(const queue::Envelope& env) {
     if (next == INT64_MAX) return;
     due_[env.id] = next;
     by_time_.insert({next, env.id});
-    dest_of_[env.id] = destination(env);
+    std::vector<std::string> dests = destinations(env);
+    dest_of_[env.id] = dests.empty() ? "" : dests.front();
+    if (dests.size() > 1)
+        also_to_[env.id].assign(dests.begin() + 1, dests.end());
+    else
+        also_to_.erase(env.id);
     wake_.cancel();
 }
 
@@ -101,8 +110,17 @@ std::optional<std::int64_t> Scheduler::oldest_arrival_us() const {
     return oldest;
 }
 
+// The message has left the queue: nothing of it stays behind.
+void Scheduler::forget(const std::string& id) {
+    arrival_.erase(id);
+    dest_of_.erase(id);
+    also_to_.erase(id);
+}
+
 void Scheduler::reload() {
     arrival_.clear();
+    dest_of_.clear();
+    also_to_.clear();
     due_.clear();
     by_time_.clear();
     blocked_.clear();
@@ -120,6 +138,12 @@ void Scheduler::launch(const std::string& id) {
     throttle_.set_limits({5, static_cast<int>(ctx_.config.delivery.max_connections_per_domain), 1,
                           std::chrono::duration_cast<Throttle::Clock::duration>(q.retry_min)});
     throttle_.begin(dest);
+    // The message's other destinations are in flight too, as their recipients are in
+    // Postfix's queues for them: their failures count and can make them dead.
+    if (auto also = also_to_.find(id); also != also_to_.end()) {
+        for (const auto& other : also->second) throttle_.begin(other);
+        launched_also_[id] = also->second;
+    }
     asio::co_spawn(io_, deliver(id), [id](std::exception_ptr e) {
         if (!e) return;
         try {
@@ -275,7 +299,10 @@ void Scheduler::release_slot(const std::string& id) {
         }
     }
     // After the next launch: a destination whose mail keeps coming keeps its history.
-    throttle_.end(dest, Throttle::Clock::now());
+    auto now = Throttle::Clock::now();
+    throttle_.end(dest, now);
+    if (auto also = launched_also_.extract(id))
+        for (const auto& other : also.mapped()) throttle_.end(other, now);
 }
 
 // On the disk pool: the non-delivery notice for `bounced`, committed to the spool.
@@ -318,7 +345,7 @@ asio::awaitable<void> Scheduler::finish(const queue::Envelope& env, const std::s
     }
     if (all_done && !ec) {
         support::log_info("qmgr", env.id + ": removed");
-        arrival_.erase(env.id);
+        forget(env.id);
     } else if (!all_done) {
         schedule(env);
     }

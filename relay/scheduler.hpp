@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "queue/queue.hpp"
 #include "relay/control_protocol.hpp"
@@ -67,13 +68,14 @@ private:
                                                 const std::vector<std::size_t>& bounced,
                                                 const std::string& hostname);
     void reload();
+    void forget(const std::string& id);
     bool flush_file_due();
     void schedule(const queue::Envelope& env);
     void unschedule(const std::string& id);
     void unblock(const std::string& id);  // out of blocked_ (held or deleted meanwhile)
     void launch(const std::string& id);
     void release_slot(const std::string& id);  // its attempt is over: the next one for its destination
-    std::string destination(const queue::Envelope& env) const;
+    std::vector<std::string> destinations(const queue::Envelope& env) const;
     std::optional<queue::Spool::Loaded> take_fresh(const std::string& id);
     void drop_fresh(const std::string& id);
 
@@ -88,10 +90,12 @@ private:
     std::set<std::pair<std::int64_t, std::string>> by_time_;
     std::map<std::string, std::int64_t> due_;         // id -> unix seconds
     std::map<std::string, std::string> dest_of_;      // id -> destination (for limits)
+    std::map<std::string, std::vector<std::string>> also_to_;  // id -> its other destinations, if any
     std::set<std::string> active_;
     std::map<std::string, std::unique_ptr<boost::asio::cancellation_signal>> cancel_;  // running attempts
     std::map<std::string, unsigned> per_destination_;
     std::map<std::string, std::string> launched_to_;  // active id → destination counted at launch
+    std::map<std::string, std::vector<std::string>> launched_also_;  // active id → other destinations begun
     Throttle throttle_;  // per dest_of_, as Postfix's in-core queue: lives while it has work
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
     std::set<std::string> flushed_while_active_;  // retry at once when the attempt ends

@@ -43,7 +43,9 @@ asio::awaitable<std::error_code> Scheduler::flush(std::string id) {
             if (!active_.count(id)) schedule(*env);
         }
         ids.push_back(id);
-        if (dest_of_.count(id)) throttle_.revive(dest_of_[id]);  // postqueue -i: its destination too
+        if (dest_of_.count(id)) throttle_.revive(dest_of_[id]);  // postqueue -i: its destinations too
+        if (auto also = also_to_.find(id); also != also_to_.end())
+            for (const auto& other : also->second) throttle_.revive(other);
     }
     for (const auto& each : ids) {
         forced_.insert(each);
@@ -91,7 +93,7 @@ asio::awaitable<std::error_code> Scheduler::remove(std::string id) {
     held_.erase(id);
     forced_.erase(id);
     auto ec = co_await support::on_pool(disk_, [&] { return spool_.remove(id); });
-    if (!ec || ec == no_such_message) arrival_.erase(id);
+    if (!ec || ec == no_such_message) forget(id);
     if (ec && ec != no_such_message) {  // still there: back to how it was
         deleted_.erase(id);
         auto env = co_await support::on_pool(disk_, [&] { return spool_.envelope(id); });
