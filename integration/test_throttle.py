@@ -142,33 +142,6 @@ class DeadDestination(ThrottleCase):
         self.assertGreaterEqual(read, len(attempted) << 20, "an attempted message is read whole")
         self.assertLess(read, (len(attempted) << 20) + (256 << 10), "suspended ones are not read")
 
-    def test_second_destination_of_a_message_is_throttled_too(self):
-        """Messages each for a live and a dead domain, due together, one delivery at a time per destination: as in Postfix, where each recipient waits in its own destination's queue, the dead domain's first failure makes it dead and the other five recipients there are suspended, while every live recipient is delivered."""
-        live_addr = self.dead_address("live.test")  # nobody there yet: phase 1 defers both
-        dead_addr = self.dead_address("dead.test")
-        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"},
-                           delivery={"max_connections_per_domain": 1})
-        ids = []
-        for i in range(N):
-            rcpts = (f"user{i}@live.test", f"user{i}@dead.test")
-            qid = submit(relay, content(f"d{i}", rcpt=rcpts[0]), rcpts=rcpts)
-            for r in rcpts:
-                self.status(relay, qid, r, "deferred")
-            ids.append(qid)
-        relay.stop()
-        relay.cli("queue", "flush")  # no daemon: every message due now
-        peer = SmtpPeer(self.world, host=live_addr).start()  # live.test comes up
-        mark = relay.log_mark()
-        relay.start()
-        got = peer.wait_for_messages(N, timeout=30)
-        self.assertEqual(sorted(r for m in got for r in m.rcpt_tos), sorted(f"user{i}@live.test" for i in range(N)))
-        dead = [self.status(relay, qid, f"user{i}@dead.test", since=mark) for i, qid in enumerate(ids)]
-        refused = f"connect to dead.test[{dead_addr}]:25: Connection refused"
-        suspended = [st for st in dead if st["reason"].startswith(SUSPENDED)]
-        self.assertEqual(len(suspended), N - 1, relay.log_text(mark))
-        for st in suspended:
-            self.assertStatus(st, "none", "4.4.1", "deferred", SUSPENDED + refused)
-
     def test_one_message_at_a_time_never_kills(self):
         """As in Postfix, a destination with nothing else queued forgets its failures: messages submitted one after the other are all tried (default window: one failure is 1/5 of a cohort)."""
         addr = self.dead_address(HOP)
@@ -234,3 +207,61 @@ class DeadDestinationVsPostfix(ThrottleCase):
         got = sorted((st["relay"], st["dsn"], st["status"], st["reason"])
                      for st in (self.status(relay, qid, rcpt, since=mark) for qid, rcpt in ids))
         self.assertEqual(got, expected, relay.log_text(mark))
+
+    def test_second_destination_same_lines_as_postfix(self):
+        """Postfix and tlsrelay, six messages each for a live and a refused domain, due at once, one delivery at a time per destination: every live recipient sent, and for the refused domain (each message's second next hop) one "connect to ...: Connection refused" and five "delivery temporarily suspended: ..." lines, relay=none, 4.4.1, from both, as each recipient waits in its destination's queue."""
+        live = self.peer("live.test")
+        dead_addr = self.dead_address("dead.test")
+        pairs = [(f"user{i}@live.test", f"user{i}@dead.test") for i in range(N)]
+        refused = f"connect to dead.test[{dead_addr}]:25: Connection refused"
+        expected = self.dead_lines(self.postfix_two_domains(pairs))
+        self.assertEqual(expected, sorted([("none", "4.4.1", "deferred", refused)] +
+                                          [("none", "4.4.1", "deferred", SUSPENDED + refused)] * (N - 1)))
+        got = self.dead_lines(self.relay_two_domains(pairs))
+        self.assertEqual(got, expected)
+        self.assertEqual(len(live.wait_for_messages(2 * N, timeout=30)), 2 * N)
+
+    def dead_lines(self, outcomes: list[list[dict]]) -> list[tuple]:
+        """(relay, dsn, status, reason) of each message's second recipient, sorted; its
+        first recipient must have been sent."""
+        for live_st, _ in outcomes:
+            self.assertEqual(live_st["status"], "sent", live_st["line"])
+        return sorted((d["relay"], d["dsn"], d["status"], d["reason"]) for _, d in outcomes)
+
+    def postfix_two_domains(self, pairs: list[tuple]) -> list[list[dict]]:
+        from postfix_oracle import PostfixOracle
+        pf = PostfixOracle(self.world, self.dns)
+        main = {"relayhost": "", "smtp_destination_concurrency_limit": "1",
+                "minimal_backoff_time": "300s", "maximal_backoff_time": "600s", "queue_run_delay": "300s"}
+        pf.configure(dict(main, defer_transports="smtp"))  # queue them all without trying
+        pf.start()
+        ids = [pf.inject("sender@client.tlsrelay.invalid", list(p)) for p in pairs]
+        for qid, p in zip(ids, pairs):
+            pf.wait_status(qid, list(p))
+        pf.stop()
+        pf.configure(main)
+        pf._mark = len(pf.log_text())
+        pf.start()
+        pf.postfix("flush")  # postqueue -f: every message due now
+        out = [pf.wait_status(qid, list(p)) for qid, p in zip(ids, pairs)]
+        pf.stop()
+        return out
+
+    def relay_two_domains(self, pairs: list[tuple]) -> list[list[dict]]:
+        """The messages deferred once through a refused relayhost, then the relay restarted
+        without it, all of them due at once, one delivery at a time per destination."""
+        relay = self.relay(queue={"retry_min": "1h", "retry_max": "1h"},
+                           delivery={"relayhost": f"[{self.world.ports.address()}]:25",
+                                     "max_connections_per_domain": 1})
+        ids = []
+        for i, p in enumerate(pairs):
+            qid = submit(relay, content(f"two{i}", rcpt=p[0]), rcpts=p)
+            for r in p:
+                self.status(relay, qid, r, "deferred")
+            ids.append(qid)
+        relay.stop()
+        relay.cli("queue", "flush")  # no daemon: every message due now
+        relay.config["delivery"]["relayhost"] = ""
+        mark = relay.log_mark()
+        relay.start()
+        return [[self.status(relay, qid, r, since=mark) for r in p] for qid, p in zip(ids, pairs)]
