@@ -6,7 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
+#include <unordered_set>
 
 #include "relay/bounce.hpp"
 #include "relay/nexthop.hpp"
@@ -43,14 +43,18 @@ void Scheduler::stop() {
     for (auto& [id, signal] : cancel_) signal->emit(asio::cancellation_type::terminal);
 }
 
-// The next-hop domains of the undone recipients, each once, in recipient order.
+// The next-hop domains of the undone recipients, each once, in recipient order (one
+// route lookup per recipient domain: a message may have a thousand recipients).
 std::vector<std::string> Scheduler::destinations(const queue::Envelope& env) const {
     std::vector<std::string> out;
+    std::unordered_set<std::string> domains, dests;
     for (const auto& r : env.recipients) {
         if (r.done()) continue;
-        auto hop = nexthop_for(ctx_.config.delivery, domain_of(r.address));
+        std::string domain = domain_of(r.address);
+        if (!domains.insert(domain).second) continue;
+        auto hop = nexthop_for(ctx_.config.delivery, domain);
         std::string dest = hop ? hop->domain : "";
-        if (std::find(out.begin(), out.end(), dest) == out.end()) out.push_back(std::move(dest));
+        if (dests.insert(dest).second) out.push_back(std::move(dest));
     }
     return out;
 }
