@@ -136,18 +136,16 @@ void Scheduler::reload() {
 
 void Scheduler::launch(const std::string& id) {
     active_.insert(id);
-    const std::string& dest = launched_to_[id] = dest_of_[id];
-    ++per_destination_[dest];
+    // The message's other destinations are in flight too, as their recipients are in
+    // Postfix's queues for them: their failures count and can make them dead.
+    auto& begun = launched_to_[id] = {dest_of_[id]};
+    if (auto also = also_to_.find(id); also != also_to_.end())
+        begun.insert(begun.end(), also->second.begin(), also->second.end());
+    ++per_destination_[begun.front()];
     const auto& q = ctx_.config.queue;  // read at each launch: a reload may change them
     throttle_.set_limits({5, static_cast<int>(ctx_.config.delivery.max_connections_per_domain), 1,
                           std::chrono::duration_cast<Throttle::Clock::duration>(q.retry_min)});
-    throttle_.begin(dest);
-    // The message's other destinations are in flight too, as their recipients are in
-    // Postfix's queues for them: their failures count and can make them dead.
-    if (auto also = also_to_.find(id); also != also_to_.end()) {
-        for (const auto& other : also->second) throttle_.begin(other);
-        launched_also_[id] = also->second;
-    }
+    for (const auto& dest : begun) throttle_.begin(dest);
     asio::co_spawn(io_, deliver(id), [id](std::exception_ptr e) {
         if (!e) return;
         try {
@@ -291,7 +289,8 @@ void Scheduler::release_slot(const std::string& id) {
     // The destination it was counted under: its recipients' outcome may have moved
     // dest_of_ on to another one meanwhile.
     auto launched = launched_to_.extract(id);
-    const std::string dest = launched ? launched.mapped() : dest_of_[id];
+    std::vector<std::string> begun = launched ? std::move(launched.mapped()) : std::vector{dest_of_[id]};
+    const std::string& dest = begun.front();
     --per_destination_[dest];
     auto& waiting = blocked_[dest];
     while (!waiting.empty() && !stopping_) {  // a slot is free: the next due message for it
@@ -304,9 +303,7 @@ void Scheduler::release_slot(const std::string& id) {
     }
     // After the next launch: a destination whose mail keeps coming keeps its history.
     auto now = Throttle::Clock::now();
-    throttle_.end(dest, now);
-    if (auto also = launched_also_.extract(id))
-        for (const auto& other : also.mapped()) throttle_.end(other, now);
+    for (const auto& each : begun) throttle_.end(each, now);
 }
 
 // On the disk pool: the non-delivery notice for `bounced`, committed to the spool.

@@ -94,8 +94,9 @@ private:
     std::set<std::string> active_;
     std::map<std::string, std::unique_ptr<boost::asio::cancellation_signal>> cancel_;  // running attempts
     std::map<std::string, unsigned> per_destination_;
-    std::map<std::string, std::string> launched_to_;  // active id → destination counted at launch
-    std::map<std::string, std::vector<std::string>> launched_also_;  // active id → other destinations begun
+    // active id → destinations begun in the throttle at launch; the first is the one its
+    // slot is counted under
+    std::map<std::string, std::vector<std::string>> launched_to_;
     Throttle throttle_;  // per dest_of_, as Postfix's in-core queue: lives while it has work
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot
     std::set<std::string> flushed_while_active_;  // retry at once when the attempt ends
