@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "sts/text.hpp"
+#include "tls/text.hpp"
 
 namespace tlsrelay::sts {
 namespace {
@@ -34,7 +35,7 @@ bool parse_status_line(std::string_view line, int& status) {
 }
 
 void header_field(Header& h, std::string_view name, std::string_view value) {
-    std::string n = lower(name);
+    std::string n = tls::lower(name);
     if (n == "content-type") {
         h.response.content_type = std::string(value);
     } else if (n == "content-length") {
@@ -45,7 +46,7 @@ void header_field(Header& h, std::string_view name, std::string_view value) {
             h.error = "bad Content-Length \"" + printable(value) + "\"";
         h.content_length = len;
     } else if (n == "transfer-encoding") {
-        if (lower(value) != "chunked")
+        if (tls::lower(value) != "chunked")
             h.error = "unsupported Transfer-Encoding \"" + printable(value) + "\"";
         h.chunked = true;
     }
@@ -145,7 +146,7 @@ HttpParse parse_response(std::string_view data, bool eof, std::size_t max_body) 
 }
 
 std::string media_type(std::string_view content_type) {
-    return lower(trim_wsp(content_type.substr(0, content_type.find(';'))));
+    return tls::lower(trim_wsp(content_type.substr(0, content_type.find(';'))));
 }
 
 }  // namespace tlsrelay::sts

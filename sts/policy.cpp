@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "sts/text.hpp"
+#include "tls/text.hpp"
 
 namespace tlsrelay::sts {
 namespace {
@@ -61,7 +62,7 @@ std::string read_fields(std::string_view body, Fields& f) {
         else if (name == "max_age")
             first(f.max_age);
         else if (name == "mx")
-            f.mx.push_back(lower(value));
+            f.mx.push_back(tls::lower(value));
     }
     return "";
 }
@@ -116,7 +117,7 @@ PolicyParse parse_policy(std::string_view body) {
 
 bool mx_pattern_matches(std::string_view pattern, std::string_view host) {
     if (host.ends_with('.')) host.remove_suffix(1);
-    std::string h = lower(host), p = lower(pattern);
+    std::string h = tls::lower(host), p = tls::lower(pattern);
     if (!p.starts_with("*.")) return h == p;
     std::string_view parent(p);
     parent.remove_prefix(1);  // ".example.net"

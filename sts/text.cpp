@@ -117,12 +117,4 @@ std::optional<std::string_view> single_record(const std::vector<std::string>& re
     return std::nullopt;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    });
-    return out;
-}
-
 }  // namespace tlsrelay::sts

@@ -26,7 +26,6 @@ std::vector<std::string_view> split_on(std::string_view s, char delimiter);
 bool extension_name(std::string_view name);
 // For messages: control and non-ASCII bytes as \xNN, cut at 100 characters.
 std::string printable(std::string_view s);
-std::string lower(std::string_view s);
 // RFC 3986 percent-decoding; nullopt for a broken escape.
 std::optional<std::string> percent_decode(std::string_view s);
 
