@@ -7,7 +7,8 @@ answered without AD, as a validating resolver answers an unsigned zone.
 The rows and the comparison are test_differential.py's (make_scenario, DifferentialCase):
 the same status, DSN, relay, reason prefix, TLS adjective lines, verification lines and
 what the peers saw (STARTTLS, TLS, SNI). TLSA rdata comes from the test PKI
-(pki.Cert.tlsa(usage, selector, mtype)).
+(pki.Cert.tlsa(usage, selector, mtype)). DaneMore's rows also compare each "... TLS
+connection established" line in full (test_differential_audit.FullTlsLines).
 
 postfix-tls-semantics.md §7; Debian's Postfix 3.7.11 has
 smtp_tls_dane_insecure_mx_policy = ${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}:
@@ -18,10 +19,12 @@ and plain may when dane comes from the policy table.
 from __future__ import annotations
 
 import re
+import ssl
 import unittest
 
 import pki
-from test_differential import CONFIG, NOT_OFFERED, NOT_VERIFIED, SENT, define_groups
+import test_differential_audit
+from test_differential import CONFIG, HANDSHAKE, NOT_OFFERED, NOT_VERIFIED, SENT, TLS12, define_groups
 from world import SmtpPeer, WorldTestCase
 
 P = pki.get_pki()
@@ -52,6 +55,50 @@ def dane(name: str, expect, *, level: str | None = "dane", records=(), **row) ->
 
 def lookup_fail(reason: str):
     return ("deferred", "4.7.5", reason)
+
+
+# DaneMore's shapes
+WITH_ROOT = {"dns": ["mx1.example.test"], "with_root": True}           # leaf + intermediate + root
+LEAF_ONLY = {"dns": ["mx1.example.test"], "without_intermediate": True}
+SELF_SIGNED = {"dns": ["mx1.example.test"], "self_signed": True}
+RSA = {"dns": ["mx1.example.test"], "key": "rsa"}
+MX2_LEAF = P.leaf(dns=["mx2.example.test"])
+TLSA_MX2 = "_25._tcp.mx2.example.test"
+TLSA_587 = "_587._tcp.mx1.example.test"
+RSA_PSS = {"dns": ["mx1.example.test"], "key": "rsa-pss"}
+ED25519 = {"dns": ["mx1.example.test"], "key": "ed25519"}
+CRITICAL = {"dns": ["mx1.example.test"], "unknown_critical": True}
+CLIENT_AUTH = {"dns": ["mx1.example.test"], "server_auth": False, "client_auth": True}
+
+# the MX record names MX1.EXAMPLE.TEST: both log relay=MX1.EXAMPLE.TEST[..], and a TLS line
+# and an SNI for mx1.example.test
+
+
+def odd_ta(kind: str):
+    """A DANE-TA(2) cert sha256 record for one of pki.INTERMEDIATES."""
+    return tlsa(P.odd_intermediate(kind), 2, 0, 1)
+
+
+# a TLS 1.2 peer with AES128 suites only
+AES128_ONLY = {"tls_max_version": ssl.TLSVersion.TLSv1_2, "tls_ciphers": "AES128"}
+
+
+def port_587(*records, how: str = "relayhost") -> dict:
+    """mx1 listening on port 587 only, reached as relayhost (or transport) [mx1.example.test]:587."""
+    out = {"peers": {"mx1": {"names": ["mx1.example.test"], "cert": MX1, "behaviour": {"port": 587}}},
+           "dns": list(records)}
+    if how == "relayhost":
+        out["main"] = {"relayhost": "[mx1.example.test]:587"}
+    else:
+        out["transport"] = {"example.test": "smtp:[mx1.example.test]:587"}
+    return out
+
+
+def two_mx_dane(*records) -> dict:
+    """example.test MX 10 mx1, MX 20 mx2 (good certificates for their names) and records."""
+    return {"peers": {"mx1": {"names": ["mx1.example.test"], "cert": MX1},
+                      "mx2": {"names": ["mx2.example.test"], "cert": {"dns": ["mx2.example.test"]}}},
+            "dns": [MX, ("example.test", "MX", "20 mx2.example.test."), *records]}
 
 
 TLSA_ERROR = lookup_fail("TLSA lookup error for mx1.example.test:25")
@@ -165,6 +212,176 @@ SCENARIOS: dict[str, list[dict]] = {
              dns_insecure=["mx-real.example.test", "mx1.example.test"]),
         dane("dane-only-without-dnssec-config-problem", CONFIG, level="dane-only",
              records=[tlsa(LEAF, 3, 1, 1)], main={"smtp_dns_support_level": "enabled"}),
+    ],
+    # FullTlsLines (test_differential_audit.py): the "... TLS connection established" lines
+    # are compared in full. Record forms, anchors and names DaneVerification leaves out,
+    # several records, other ports, policy attributes and protocol limits at dane, two MX
+    # hosts, an RSA leaf.
+    "DaneMore": [
+        dane("dane-ee-cert-full", SENT, records=[tlsa(LEAF, 3, 0, 0)]),
+        dane("dane-ee-cert-sha256", SENT, records=[tlsa(LEAF, 3, 0, 1)]),
+        dane("dane-ee-spki-sha512", SENT, records=[tlsa(LEAF, 3, 1, 2)]),
+        dane("dane-ee-names-intermediate", NOT_VERIFIED, records=[tlsa(P.intermediate, 3, 1, 1)]),
+        dane("dane-ta-intermediate-cert-full", SENT, records=[tlsa(P.intermediate, 2, 0, 0)]),
+        dane("dane-ta-intermediate-spki-full", SENT, records=[tlsa(P.intermediate, 2, 1, 0)]),
+        dane("dane-ta-intermediate-spki-sha512", SENT, records=[tlsa(P.intermediate, 2, 1, 2)]),
+        # the root as anchor: sent in the chain (leaf + intermediate + root) or only in the record
+        dane("dane-ta-root-sent", SENT, cert=WITH_ROOT, records=[tlsa(P.root, 2, 0, 1)]),
+        dane("dane-ta-root-spki-sent", SENT, cert=WITH_ROOT, records=[tlsa(P.root, 2, 1, 1)]),
+        dane("dane-ta-root-cert-full-not-sent", SENT, records=[tlsa(P.root, 2, 0, 0)]),
+        dane("dane-ta-root-spki-full-not-sent", SENT, records=[tlsa(P.root, 2, 1, 0)]),
+        dane("dane-ta-intermediate-full-not-sent", SENT, cert=LEAF_ONLY, records=[tlsa(P.intermediate, 2, 0, 0)]),
+        dane("dane-ta-intermediate-digest-not-sent", NOT_VERIFIED, cert=LEAF_ONLY,
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-names-leaf", NOT_VERIFIED, records=[tlsa(LEAF, 2, 0, 1)]),
+        dane("dane-ta-self-signed-leaf", NOT_VERIFIED, cert=SELF_SIGNED, records=[tlsa(P.leaf(**SELF_SIGNED), 2, 0, 1)]),
+        # DANE-TA checks expiry and names (SAN, wildcard, CN, MX vs next-hop name)
+        dane("dane-ta-expired-leaf", NOT_VERIFIED, cert=EXPIRED, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-not-yet-valid-leaf", NOT_VERIFIED, cert={"dns": ["mx1.example.test"], "not_yet_valid": True},
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-wildcard-san", SENT, cert={"dns": ["*.example.test"]}, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-cn-only", SENT, cert={"cn": "mx1.example.test"}, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-cn-matches-san-does-not", NOT_VERIFIED, cert={"dns": ["other.test"], "cn": "mx1.example.test"},
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-only-ta-bracketed-nexthop-cert-for-domain", NOT_VERIFIED, level="dane-only",
+             cert={"dns": ["example.test"]}, dns=[tlsa(P.intermediate, 2, 0, 1)],
+             transport={"example.test": "smtp:[mx1.example.test]"}),
+        dane("dane-only-ta-relayhost-domain-name", SENT, level="dane-only", cert={"dns": ["relay.test"]},
+             dns=[("relay.test", "MX", "10 mx1.example.test."), tlsa(P.intermediate, 2, 0, 1)],
+             main={"relayhost": "relay.test"}),
+        dane("dane-only-ta-relayhost-recipient-domain-name", NOT_VERIFIED, level="dane-only",
+             cert={"dns": ["example.test"]},
+             dns=[("relay.test", "MX", "10 mx1.example.test."), tlsa(P.intermediate, 2, 0, 1)],
+             main={"relayhost": "relay.test"}),
+        dane("dane-ta-insecure-mx-halfdane", SENT, records=[tlsa(P.intermediate, 2, 0, 1)],
+             dns_insecure=["example.test"]),
+        # several records
+        dane("dane-duplicate-records", SENT, records=[tlsa(LEAF, 3, 1, 1), tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-usage-1-match-usable-mismatch", NOT_VERIFIED, records=[tlsa(LEAF, 1, 1, 1), tlsa(OTHER, 3, 1, 1)]),
+        dane("dane-only-selector-2-plus-usable", SENT, level="dane-only",
+             records=[(TLSA_NAME, "TLSA", "3 2 1 " + "AB" * 32), tlsa(LEAF, 3, 1, 1)]),
+        # Postfix passes selector 2 on; OpenSSL refuses it at connect time
+        dane("dane-only-selector-2-alone", NOT_VERIFIED, level="dane-only",
+             records=[(TLSA_NAME, "TLSA", "3 2 1 " + "AB" * 32)]),
+        dane("dane-only-mtype-3-plus-usable", SENT, level="dane-only",
+             records=[(TLSA_NAME, "TLSA", "3 1 3 " + "AB" * 32), tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-mtype-3-alone-is-encrypt", SENT, records=[(TLSA_NAME, "TLSA", "3 1 3 " + "AB" * 32)]),
+        dane("dane-only-usage-4-alone", UNUSABLE, level="dane-only", records=[(TLSA_NAME, "TLSA", "4 1 1 " + "AB" * 32)]),
+        dane("dane-only-usages-0-and-1", UNUSABLE, level="dane-only",
+             records=[tlsa(LEAF, 0, 0, 1), tlsa(LEAF, 1, 1, 1)]),
+        # No row for a record with an empty payload ("3 1 1" and nothing): Postfix 3.7.11's
+        # smtp(8) dies of "panic: mymalloc: requested length 0", so there is no status to
+        # compare. An odd-length payload cannot be sent at all: the wire holds whole bytes.
+        # another port: TLSA records at _587._tcp
+        dane("dane-only-relayhost-587-tlsa-587", SENT, level="dane-only", **port_587(tlsa(LEAF, 3, 1, 1, TLSA_587)),
+             sni="mx1.example.test"),
+        dane("dane-only-relayhost-587-tlsa-at-25", lookup_fail("no TLSA records found"), level="dane-only",
+             **port_587(tlsa(LEAF, 3, 1, 1))),
+        dane("dane-relayhost-587-mismatch-at-25-ignored", SENT, **port_587(tlsa(OTHER, 3, 1, 1))),
+        dane("dane-relayhost-587-mismatch-at-587", NOT_VERIFIED, **port_587(tlsa(OTHER, 3, 1, 1, TLSA_587))),
+        dane("dane-only-transport-587", SENT, level="dane-only", **port_587(tlsa(LEAF, 3, 1, 1, TLSA_587), how="transport")),
+        # policy attributes and protocol/cipher limits
+        dane("dane-policy-tafile", CONFIG, level=None, policy=["example.test dane tafile=$PATH(unknown-root)"],
+             records=[tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-policy-match", CONFIG, level=None, policy=["example.test dane match=nexthop"],
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-only-policy-match", CONFIG, level=None, policy=["example.test dane-only match=other.test"],
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-policy-protocols-tls13-vs-tls12", HANDSHAKE, level=None, behaviour=TLS12,
+             policy=["example.test dane protocols=>=TLSv1.3"], records=[tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-mandatory-protocols-tls13-vs-tls12", HANDSHAKE, behaviour=TLS12,
+             main={"smtp_tls_mandatory_protocols": ">=TLSv1.3"}, records=[tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-mandatory-protocols-no-tlsa-is-may", SENT, behaviour=TLS12,
+             main={"smtp_tls_mandatory_protocols": ">=TLSv1.3"}),
+        dane("dane-mandatory-protocols-unusable-is-encrypt", HANDSHAKE, behaviour=TLS12,
+             main={"smtp_tls_mandatory_protocols": ">=TLSv1.3"}, records=[tlsa(LEAF, 1, 1, 1)]),
+        dane("dane-exclude-ciphers", HANDSHAKE, behaviour=AES128_ONLY,
+             main={"smtp_tls_exclude_ciphers": "AES128"}, records=[tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-mandatory-ciphers-high", SENT, behaviour=TLS12,
+             main={"smtp_tls_mandatory_ciphers": "high"}, records=[tlsa(LEAF, 3, 1, 1)]),
+        # two MX hosts
+        dane("dane-first-mx-mismatch-second-matches", SENT,
+             **two_mx_dane(tlsa(OTHER, 3, 1, 1), tlsa(MX2_LEAF, 3, 1, 1, TLSA_MX2))),
+        dane("dane-both-mx-mismatch", NOT_VERIFIED, **two_mx_dane(tlsa(OTHER, 3, 1, 1), tlsa(OTHER, 3, 1, 1, TLSA_MX2))),
+        dane("dane-first-mx-tlsa-servfail-second-matches", SENT, **two_mx_dane(tlsa(MX2_LEAF, 3, 1, 1, TLSA_MX2)),
+             dns_failures=[(TLSA_NAME, "TLSA", "SERVFAIL")]),
+        dane("dane-only-first-mx-no-tlsa-second-mismatch", NOT_VERIFIED, level="dane-only",
+             **two_mx_dane(tlsa(OTHER, 3, 1, 1, TLSA_MX2))),
+        dane("dane-only-first-mx-mismatch-second-no-tlsa", NO_TLSA, level="dane-only",
+             **two_mx_dane(tlsa(OTHER, 3, 1, 1))),
+        dane("dane-first-mx-servfail-second-servfail", lookup_fail("TLSA lookup error for mx2.example.test:25"),
+             **two_mx_dane(), dns_failures=[(TLSA_NAME, "TLSA", "SERVFAIL"), (TLSA_MX2, "TLSA", "SERVFAIL")]),
+        # an RSA leaf (server-signature in the TLS line), TLS 1.3 and 1.2
+        dane("dane-ee-rsa-leaf", SENT, cert=RSA, records=[tlsa(P.leaf(**RSA), 3, 1, 1)]),
+        dane("dane-ee-rsa-leaf-tls12", SENT, cert=RSA, behaviour=TLS12, records=[tlsa(P.leaf(**RSA), 3, 1, 1)]),
+        dane("dane-ta-tls12", SENT, behaviour=TLS12, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ee-rsa-pss-leaf", SENT, cert=RSA_PSS, records=[tlsa(P.leaf(**RSA_PSS), 3, 1, 1)]),
+        dane("dane-ee-ed25519-leaf", SENT, cert=ED25519, records=[tlsa(P.leaf(**ED25519), 3, 1, 1)]),
+        # more TLSA lookup shapes
+        dane("dane-only-tlsa-nodata", NO_TLSA, level="dane-only", dns_failures=[(TLSA_NAME, "TLSA", "NODATA")]),
+        dane("dane-tlsa-refused", TLSA_ERROR, dns_failures=[(TLSA_NAME, "TLSA", "REFUSED")]),
+        dane("dane-tlsa-malformed", TLSA_ERROR, dns_failures=[(TLSA_NAME, "TLSA", "MALFORMED")]),
+        dane("dane-only-tlsa-via-cname", SENT, level="dane-only",
+             records=[(TLSA_NAME, "CNAME", "tlsa.example.test."), tlsa(LEAF, 3, 1, 1, "tlsa.example.test")]),
+        dane("dane-only-tlsa-via-insecure-cname", NO_TLSA, level="dane-only",
+             records=[(TLSA_NAME, "CNAME", "tlsa.example.test."), tlsa(LEAF, 3, 1, 1, "tlsa.example.test")],
+             dns_insecure=["tlsa.example.test"]),
+        dane("dane-only-ip-literal-nexthop", NO_TLSA, level="dane-only", dns=[],
+             transport={"example.test": "smtp:[{mx1.addr}]"}),
+        # more DANE-TA names and chains
+        dane("dane-ta-uppercase-san", SENT, cert={"dns": ["MX1.EXAMPLE.TEST"]}, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-trailing-dot-san", NOT_VERIFIED, cert={"dns": ["mx1.example.test."]},
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-wildcard-two-labels-deep", NOT_VERIFIED, cert={"dns": ["*.example.test"]},
+             peers={"mx1": {"names": ["mx.sub.example.test"], "cert": {"dns": ["*.example.test"]}}},
+             dns=[("example.test", "MX", "10 mx.sub.example.test."),
+                  tlsa(P.intermediate, 2, 0, 1, "_25._tcp.mx.sub.example.test")]),
+        # [alias] CNAME mx1, TLSA records at the target: the certificate names only the alias
+        dane("dane-only-ta-bracketed-cname-alias-name-not-used", NOT_VERIFIED, level="dane-only", cert={"dns": ["alias.example.test"]},
+             dns=[("alias.example.test", "CNAME", "mx1.example.test."), tlsa(P.intermediate, 2, 0, 1)],
+             transport={"example.test": "smtp:[alias.example.test]"}),
+        dane("dane-ta-constrained-intermediate-anchor", NOT_VERIFIED, cert={"dns": MX1["dns"], "intermediate": "constrained"},
+             records=[odd_ta("constrained")]),
+        dane("dane-ta-not-ca-intermediate-anchor", NOT_VERIFIED, cert={"dns": MX1["dns"], "intermediate": "not-ca"},
+             records=[odd_ta("not-ca")]),
+        dane("dane-ee-not-ca-intermediate", SENT, cert={"dns": MX1["dns"], "intermediate": "not-ca"},
+             records=[tlsa(P.leaf(dns=MX1["dns"], intermediate="not-ca"), 3, 1, 1)]),
+        dane("dane-ta-client-auth-only-leaf", NOT_VERIFIED, cert=CLIENT_AUTH, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ee-client-auth-only-leaf", SENT, cert=CLIENT_AUTH, records=[tlsa(P.leaf(**CLIENT_AUTH), 3, 1, 1)]),
+        dane("dane-ta-no-keycertsign-intermediate-anchor", NOT_VERIFIED,
+             cert={"dns": MX1["dns"], "intermediate": "no-keycertsign"}, records=[odd_ta("no-keycertsign")]),
+        dane("dane-ta-root-anchor-name-constraints-violated", NOT_VERIFIED,
+             cert={"dns": MX1["dns"], "intermediate": "constrained"}, records=[tlsa(P.root, 2, 0, 1)]),
+        dane("dane-ee-unknown-critical-extension", SENT, cert=CRITICAL, records=[tlsa(P.leaf(**CRITICAL), 3, 1, 1)]),
+        dane("dane-ta-unknown-critical-extension", NOT_VERIFIED, cert=CRITICAL, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-leaf-is-ca", SENT, cert={"dns": MX1["dns"], "ca": True}, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-cn-wildcard-no-san", SENT, cert={"cn": "*.example.test"}, records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ta-expired-and-wrong-name", NOT_VERIFIED, cert={"dns": ["other.test"], "expired": True},
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("dane-ee-match-rescues-expired-ta", SENT, cert=EXPIRED,
+             records=[tlsa(P.intermediate, 2, 0, 1), tlsa(P.leaf(**EXPIRED), 3, 1, 1)]),
+        dane("dane-ta-wrong-name-and-ee-mismatch", NOT_VERIFIED, cert={"dns": ["wrong.other.test"]},
+             records=[tlsa(OTHER, 3, 0, 1), tlsa(P.intermediate, 2, 0, 1)]),
+        # the MX target in upper case: TLSA name, SNI, TLS line and relay= spelling
+        dane("dane-ee-uppercase-mx-name", SENT, dns=[("example.test", "MX", "10 MX1.EXAMPLE.TEST."), tlsa(LEAF, 3, 1, 1)],
+             sni="mx1.example.test"),
+        dane("dane-ta-uppercase-mx-name", SENT, dns=[("example.test", "MX", "10 MX1.EXAMPLE.TEST."),
+                                                  tlsa(P.intermediate, 2, 0, 1)],
+             sni="mx1.example.test"),
+        # 30 records that match nothing and one that does: the answer needs TCP
+        dane("dane-only-many-records-over-tcp", SENT, level="dane-only",
+             records=[*((TLSA_NAME, "TLSA", f"3 1 1 {n:064X}") for n in range(30)), tlsa(LEAF, 3, 1, 1)]),
+        # SNI at dane: the TLSA base domain, whatever smtp_tls_servername says; without TLSA (may) it counts
+        dane("dane-sni-ignores-servername", SENT, main={"smtp_tls_servername": "sni.example.test"},
+             records=[tlsa(LEAF, 3, 1, 1)], sni="mx1.example.test"),
+        dane("dane-no-tlsa-sni-servername", SENT, main={"smtp_tls_servername": "sni.example.test"},
+             sni="sni.example.test"),
+        dane("dane-policy-servername", SENT, level=None, policy=["example.test dane servername=nexthop"],
+             records=[tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-policy-bad-ciphers", HANDSHAKE, level=None, policy=["example.test dane ciphers=bogus"],
+             records=[tlsa(LEAF, 3, 1, 1)]),
+        dane("dane-policy-exclude", HANDSHAKE, level=None, behaviour=AES128_ONLY,
+             policy=["example.test dane exclude=AES128"], records=[tlsa(LEAF, 3, 1, 1)]),
     ],
 }
 
@@ -376,7 +593,14 @@ class RealValidatingResolver(WorldTestCase):
         self.both_agree(r, ("sent", "2.0.0", "250"), level="dane")
 
 
-define_groups(globals(), SCENARIOS, "DANE differential")
+# groups whose rows compare whole TLS lines: group -> the TestCase base that does it
+FULL_LINE_GROUPS = {"DaneMore": test_differential_audit.FullTlsLines}
+define_groups(globals(), {k: v for k, v in SCENARIOS.items() if k not in FULL_LINE_GROUPS}, "DANE differential")
+for _group, _base in FULL_LINE_GROUPS.items():
+    _made: dict = {}
+    define_groups(_made, {_group: SCENARIOS[_group]}, "DANE differential")
+    globals()[_group] = type(_group, (_base,), {
+        k: v for k, v in vars(_made[_group]).items() if k.startswith("test_") or k == "__doc__"})
 
 GROUPS = list(SCENARIOS)
 

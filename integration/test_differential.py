@@ -319,6 +319,9 @@ SCENARIOS: dict[str, list[dict]] = {
              policy=["example.test none"], expect=SENT),
         dict(name="sni-servername-hostname", level="may", policy=["example.test may servername=hostname"],
              sni="mx1.example.test", expect=SENT),
+        # as the MX record spells it (at dane, Postfix sends the TLSA base domain in lower case)
+        dict(name="sni-servername-hostname-upper-case-mx", level="may", policy=["example.test may servername=hostname"],
+             dns=[("example.test", "MX", "10 MX1.EXAMPLE.TEST.")], sni="MX1.EXAMPLE.TEST", expect=SENT),
         dict(name="sni-none-by-default", level="verify", sni=None, expect=SENT),
         dict(name="sni-servername-nexthop", policy=["example.test verify servername=nexthop"],
              sni="example.test", expect=SENT),

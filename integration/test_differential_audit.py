@@ -4,7 +4,12 @@ smtp_mx_session_limit and smtp_mx_address_limit against TLS failures, relayhost 
 transport next-hop forms (4.3.5 for a relayhost that does not resolve, the most
 specific transport entry), policy-table file syntax (duplicate keys, continuation and
 comment lines, keys without a value, trailing dots), attributes Postfix 3.7 rejects or
-accepts, match= forms at verify/secure/fingerprint, cipher grades and protocol lists.
+accepts, match= forms at verify/secure/fingerprint, cipher grades and protocol lists;
+certificate shapes (CertificateShapes): weak keys and digests, CA and key-usage flags,
+extended key usage, unknown critical extensions, other key types, a trailing-dot SAN,
+an intermediate's fingerprint at the fingerprint level, name constraints; negotiated
+sessions (SessionLines): TLS 1.2 suites per key exchange and signature, TLS 1.3 suites
+and groups, anonymous suites, TLS 1.0/1.1, whose TLS lines are compared in full.
 
 Rows and comparison are test_differential.py's: the same status, DSN and relay=, a
 reason starting with Postfix's, the same TLS lines, verification lines and sessions
@@ -13,10 +18,17 @@ seen by the peers. "expect" is what the spec predicts, checked against the oracl
 
 from __future__ import annotations
 
+import ctypes
+import re
+import ssl
 import unittest
+import warnings
+from unittest import mock
 
+import pki
+import test_differential
 from test_differential import (ANON, CONFIG, GOOD, HANDSHAKE, NOMATCH, NOT_OFFERED, NOT_VERIFIED, SENT, TLS12,
-                               TLS13, define_groups, two_mx)
+                               TLS13, DifferentialCase, define_groups, two_mx)
 
 NOT_FOUND = "Host or domain name not found. Name service error for name="
 
@@ -40,6 +52,151 @@ def said(n: int, reply: str, stage: str) -> str:
 def not_offered(n: int) -> tuple:
     return ("deferred", "4.7.4", f"TLS is required, but was not offered by host mx{n}.example.test[{{mx{n}.addr}}]")
 
+
+class AtRunTime:
+    """A row value that needs the generated PKI (made once per process, not at import):
+    make_scenario deep-copies every row before it uses it, and the copy of an AtRunTime
+    is fn()'s result."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __deepcopy__(self, memo):
+        return self.fn()
+
+
+def low_security_peer(**cert) -> dict:
+    """cert= and behaviour= of a peer presenting pki.leaf(**cert) from a server context at
+    OpenSSL security level 0: at Debian's default level (2) the peer could not even load a
+    1024-bit RSA key or a chain with a SHA-1 signature."""
+    def context() -> ssl.SSLContext:
+        leaf = pki.get_pki().leaf(**cert)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.load_cert_chain(str(leaf.chain_path), str(leaf.key_path))
+        return ctx
+    return {"cert": cert, "behaviour": {"tls_context": AtRunTime(context)}}
+
+
+def fp_policy(ca: str, kind: str = "cert", digest: str = "sha256") -> AtRunTime:
+    """The policy line "example.test fingerprint match=<fingerprint of a CA of the test
+    PKI>" (ca "root" or "intermediate", kind "cert" or "pkey"), as Postfix prints it."""
+    def line() -> str:
+        c = getattr(pki.get_pki(), ca)
+        return f"example.test fingerprint match={(c.fp if kind == 'cert' else c.pkey_fp)[digest]}"
+    return AtRunTime(line)
+
+
+# Python's ssl module has no call for TLS 1.3 suites, groups beyond one curve or
+# signature algorithms: the server's SSL_CTX (the pointer right after the object's
+# header in CPython's PySSLContext) is set through the libssl that _ssl itself uses.
+SSL_CTRL_SET_GROUPS_LIST, SSL_CTRL_SET_SIGALGS_LIST = 92, 98
+
+
+def _ssl_ctx_set(ctx: ssl.SSLContext, what: str, value: str) -> None:
+    """SSL_CTX_set_ciphersuites (what "suites"), SSL_CTX_set1_groups_list ("groups") or
+    SSL_CTX_set1_sigalgs_list ("sigalgs") on ctx."""
+    import _ssl
+    lib = ctypes.CDLL(_ssl.__file__)
+    native = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    if what == "suites":
+        fn = lib.SSL_CTX_set_ciphersuites
+        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int
+        ok = fn(native, value.encode())
+    else:
+        fn = lib.SSL_CTX_ctrl
+        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p], ctypes.c_long
+        ok = fn(native, SSL_CTRL_SET_GROUPS_LIST if what == "groups" else SSL_CTRL_SET_SIGALGS_LIST, 0,
+                value.encode())
+    if ok != 1:
+        raise ValueError(f"the peer's OpenSSL refused {what} {value!r}")
+
+
+def tls_peer(key: str = "ec", *, versions: tuple = (None, ssl.TLSVersion.TLSv1_2), ciphers: str = "DEFAULT",
+             suites: str | None = None, groups: str | None = None, sigalgs: str | None = None,
+             dh: str | None = None) -> dict:
+    """cert= and behaviour= of a peer for mx1.example.test with a key= leaf whose server
+    context (at OpenSSL security level 0) negotiates exactly one shape: versions (min,
+    max) (default: TLS 1.2 at most), ciphers (TLS 1.2 and below), suites (TLS 1.3),
+    groups (key exchange), sigalgs (its handshake signature) and dh (pki.dh_params
+    group, for DHE and ADH suites)."""
+    cert = {"dns": MX1, "key": key}
+
+    def context() -> ssl.SSLContext:
+        leaf = pki.get_pki().leaf(**cert)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.set_ciphers(f"{ciphers}:@SECLEVEL=0")
+        low, high = versions
+        with warnings.catch_warnings():  # TLSVersion.TLSv1 and TLSv1_1 are deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if low is not None:
+                ctx.minimum_version = low
+            if high is not None:
+                ctx.maximum_version = high
+        ctx.load_cert_chain(str(leaf.chain_path), str(leaf.key_path))
+        if dh:
+            ctx.load_dh_params(str(pki.get_pki().dh_params(dh)))
+        for what, value in (("suites", suites), ("groups", groups), ("sigalgs", sigalgs)):
+            if value:
+                _ssl_ctx_set(ctx, what, value)
+        return ctx
+    return {"cert": cert, "behaviour": {"tls_context": AtRunTime(context)}}
+
+
+TLS_LINE_RX = re.compile(r"\b(\w+ TLS connection established to) \S+?:\d+: (.*)$", re.M)
+
+
+class FullTlsLines(DifferentialCase):
+    """run_row compares the adjective and the peer of each "... TLS connection established"
+    line; a certificate shape changes what follows (server-signature, its bits, the
+    digest), so these rows compare the rest of each line too."""
+
+    line_rx = TLS_LINE_RX  # the lines compared, as the groups each match leaves
+
+    def run_row(self, row: dict) -> None:
+        seen = {}
+
+        def recording(engine: str, run):
+            def wrapper(sc, world):
+                seen[engine] = run(sc, world)
+                return seen[engine]
+            return wrapper
+
+        with mock.patch.object(test_differential, "run_postfix",
+                               recording("postfix", test_differential.run_postfix)), \
+             mock.patch.object(test_differential, "run_tlsrelay",
+                               recording("tlsrelay", test_differential.run_tlsrelay)):
+            super().run_row(row)
+        lines = {e: [" ".join(g for g in m.groups() if g is not None) for m in self.line_rx.finditer(o.log)]
+                 for e, o in seen.items()}
+        self.assertEqual(lines["tlsrelay"], lines["postfix"], "TLS summary lines after the peer")
+
+
+# A failed handshake's lines: "SSL_connect error to HOST[ADDR]:PORT: ..." and what Postfix
+# logs of OpenSSL's error queue (tls_print_errors: "warning: TLS library problem: ...").
+SESSION_LINE_RX = re.compile(r"\b(\w+ TLS connection established to|SSL_connect error to) \S+?:\d+: (.*)$"
+                             r"|\b(warning: TLS library problem:) (.*)$", re.M)
+
+
+class FullSessionLines(FullTlsLines):
+    """FullTlsLines, and the lines of a handshake that failed (after the peer) too."""
+
+    line_rx = SESSION_LINE_RX
+
+
+MX1 = ["mx1.example.test"]
+TLS10, TLS11 = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+TLS13_ONLY = (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3)
+MX1_AT = "mx1.example.test[{mx1.addr}]:25"
+
+
+LEGACY_SIGALG = (f"SSL_connect error to {MX1_AT}: -1 + warning: TLS library problem: error:0A00014D:SSL routines::"
+                 f"legacy sigalg disallowed or unsupported:../ssl/statem/statem_clnt.c:2254: vs SSL_connect error to "
+                 f"{MX1_AT}: legacy sigalg disallowed or unsupported (SSL routines)")
+# groups whose rows compare whole TLS lines: group -> the TestCase base that does it
+FULL_LINE_GROUPS = {"CertificateShapes": FullTlsLines, "SessionLines": FullSessionLines}
+RSA1024 = low_security_peer(dns=MX1, key="rsa1024")
+SHA1_SIGNED = low_security_peer(dns=MX1, signature="sha1")
 
 BUSY = {"behaviour": {"replies": {"RCPT": "450 4.2.0 Busy"}}}
 LATER = {"behaviour": {"replies": {"MAIL": "451 4.3.0 Later"}}}
@@ -339,9 +496,147 @@ SCENARIOS: dict[str, list[dict]] = {
         dict(name="verify-mail-dropped-after-tls", level="verify", behaviour={"drop": ["MAIL"]},
              expect=("deferred", "4.4.2")),
     ],
+
+    # Certificate shapes the rows above never presented (round three of the audit):
+    # OpenSSL's security level (Postfix: 0 up to encrypt, 1 from fingerprint on), basic
+    # constraints and key usage along the chain, purposes, critical extensions, key types.
+    # FullTlsLines: the "... TLS connection established" lines are compared in full.
+    "CertificateShapes": [
+        dict(name="may-rsa1024-leaf", level="may", **RSA1024, expect=SENT),
+        dict(name="encrypt-rsa1024-leaf", level="encrypt", **RSA1024, expect=SENT),
+        dict(name="verify-rsa1024-leaf", level="verify", **RSA1024, expect=SENT),
+        dict(name="fingerprint-rsa1024-leaf", **RSA1024,
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=SENT),
+        dict(name="fingerprint-sha1-signed-leaf", **SHA1_SIGNED,
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=SENT),
+        dict(name="verify-sha1-signed-leaf", level="verify", **SHA1_SIGNED, expect=NOT_VERIFIED),
+        dict(name="secure-sha1-signed-leaf", level="secure", **SHA1_SIGNED, expect=NOT_VERIFIED),
+        dict(name="encrypt-sha1-signed-leaf", level="encrypt", **SHA1_SIGNED, expect=SENT),
+        dict(name="verify-leaf-ca-true", level="verify", cert={"dns": MX1, "ca": True}, expect=SENT),
+        # tls_verify.c names the certificate at fault: "CA certificate" for an error at depth > 0
+        dict(name="verify-intermediate-not-ca", level="verify", cert={"dns": MX1, "intermediate": "not-ca"},
+             expect=NOT_VERIFIED),
+        dict(name="verify-intermediate-no-keycertsign", level="verify",
+             cert={"dns": MX1, "intermediate": "no-keycertsign"}, expect=NOT_VERIFIED),
+        dict(name="encrypt-intermediate-not-ca", level="encrypt", cert={"dns": MX1, "intermediate": "not-ca"},
+             expect=SENT),
+        # and X509_V_ERR_INVALID_PURPOSE at depth 0 in words of its own
+        dict(name="verify-eku-client-auth-only", level="verify",
+             cert={"dns": MX1, "server_auth": False, "client_auth": True}, expect=NOT_VERIFIED),
+        dict(name="fingerprint-eku-client-auth-only", cert={"dns": MX1, "server_auth": False, "client_auth": True},
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=SENT),
+        dict(name="encrypt-eku-client-auth-only", level="encrypt",
+             cert={"dns": MX1, "server_auth": False, "client_auth": True}, expect=SENT),
+        dict(name="verify-no-eku", level="verify", cert={"dns": MX1, "server_auth": False}, expect=SENT),
+        dict(name="verify-unknown-critical-extension", level="verify", cert={"dns": MX1, "unknown_critical": True},
+             expect=NOT_VERIFIED),
+        dict(name="encrypt-unknown-critical-extension", level="encrypt",
+             cert={"dns": MX1, "unknown_critical": True}, expect=SENT),
+        dict(name="fingerprint-unknown-critical-extension", cert={"dns": MX1, "unknown_critical": True},
+             policy=["example.test fingerprint match=$FP(mx1 pkey sha256)"], expect=SENT),
+        dict(name="verify-ed25519-leaf", level="verify", cert={"dns": MX1, "key": "ed25519"}, expect=SENT),
+        # an id-RSASSA-PSS key is named by its OID's short name, without bits (RSA-PSS
+        # (N bits) is an rsaEncryption key signing with PSS, as in the rsa1024 rows)
+        dict(name="verify-rsa-pss-leaf", level="verify", cert={"dns": MX1, "key": "rsa-pss"}, expect=SENT),
+        dict(name="verify-p384-leaf", level="verify", cert={"dns": MX1, "key": "p384"}, expect=SENT),
+        dict(name="verify-san-trailing-dot", level="verify", cert={"dns": ["mx1.example.test."]},
+             expect=NOT_VERIFIED),
+        # not normalised means compared as written: a trailing dot on both sides matches
+        dict(name="verify-san-trailing-dot-match-trailing-dot", level="verify", cert={"dns": ["mx1.example.test."]},
+             policy=["example.test verify match=mx1.example.test."], expect=SENT),
+        dict(name="secure-san-trailing-dot", level="secure", cert={"dns": ["mx1.example.test."]},
+             expect=NOT_VERIFIED),
+        # Postfix compares the leaf's fingerprints only, never a CA's of the chain
+        dict(name="fp-intermediate-cert-fingerprint", policy=[fp_policy("intermediate")], expect=NOT_VERIFIED),
+        dict(name="fp-intermediate-pkey-fingerprint", policy=[fp_policy("intermediate", "pkey")],
+             expect=NOT_VERIFIED),
+        dict(name="verify-name-constrained-intermediate", level="verify",
+             cert={"dns": MX1, "intermediate": "constrained"}, expect=NOT_VERIFIED),
+        dict(name="verify-name-constrained-intermediate-cn-only", level="verify",
+             cert={"cn": "mx1.example.test", "intermediate": "constrained"}, expect=NOT_VERIFIED),
+        dict(name="verify-name-constrained-intermediate-permitted", level="verify",
+             cert={"dns": ["mx1.other.test"], "intermediate": "constrained"},
+             main={"smtp_tls_verify_cert_match": "mx1.other.test"}, expect=SENT),
+    ],
+    # Negotiated sessions the rows above never produce (round four of the audit): TLS 1.2
+    # suites per key exchange (ECDHE, DHE, plain RSA) and handshake signature, TLS 1.3
+    # suites and groups, big leaves, anonymous suites, TLS 1.0/1.1 (Postfix's security
+    # level 0 up to encrypt allows them, 1 at verify does not). FullSessionLines: the whole
+    # "... TLS connection established" line, and a failed handshake's lines.
+    # Postfix 3.7 (tls_get_signature_params) names key exchange, server signature and
+    # digest for TLS 1.3 only: a TLS 1.2 suite's name already says them.
+    "SessionLines": [
+        dict(name="may-tls12-ecdhe-ecdsa-aes128-gcm", level="may",
+             **tls_peer(ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"), expect=SENT),
+        dict(name="encrypt-tls12-ecdhe-rsa-aes256-gcm", level="encrypt",
+             **tls_peer("rsa", ciphers="ECDHE-RSA-AES256-GCM-SHA384"), expect=SENT),
+        dict(name="verify-tls12-ecdhe-rsa-chacha20", level="verify",
+             **tls_peer("rsa", ciphers="ECDHE-RSA-CHACHA20-POLY1305"), expect=SENT),
+        dict(name="encrypt-tls12-ecdhe-p384-group", level="encrypt",
+             **tls_peer(ciphers="ECDHE-ECDSA-AES256-GCM-SHA384", groups="P-384"), expect=SENT),
+        dict(name="may-tls12-dhe-rsa-ffdhe2048", level="may",
+             **tls_peer("rsa", ciphers="DHE-RSA-AES256-GCM-SHA384", dh="ffdhe2048"), expect=SENT),
+        dict(name="encrypt-tls12-dhe-rsa-modp1536", level="encrypt",
+             **tls_peer("rsa", ciphers="DHE-RSA-AES256-GCM-SHA384", dh="modp_1536"), expect=SENT),
+        # 1024-bit DH is 80 bits of security: enough for level 1 at verify
+        dict(name="verify-tls12-dhe-rsa-1024", level="verify",
+             **tls_peer("rsa", ciphers="DHE-RSA-AES256-GCM-SHA384", dh="dh_1024_160"), expect=SENT),
+        # RSA key exchange: no handshake signature at all
+        dict(name="may-tls12-rsa-kex-aes256-gcm", level="may", **tls_peer("rsa", ciphers="AES256-GCM-SHA384"),
+             expect=SENT),
+        dict(name="verify-tls12-rsa-kex-aes256-gcm", level="verify", **tls_peer("rsa", ciphers="AES256-GCM-SHA384"),
+             expect=SENT),
+        # PKCS#1 v1.5 signatures instead of PSS; SHA-1 ones pass at level 0 only
+        dict(name="verify-tls12-rsa-leaf-pkcs1-sha256", level="verify", **tls_peer("rsa", sigalgs="RSA+SHA256"),
+             expect=SENT),
+        dict(name="may-tls12-rsa-leaf-pkcs1-sha1", level="may", **tls_peer("rsa", sigalgs="RSA+SHA1"), expect=SENT),
+        dict(name="verify-tls12-rsa-leaf-pkcs1-sha1", level="verify", **tls_peer("rsa", sigalgs="RSA+SHA1"),
+             expect=HANDSHAKE),
+        dict(name="encrypt-tls12-ecdsa-sha512", level="encrypt", **tls_peer(sigalgs="ECDSA+SHA512"), expect=SENT),
+        dict(name="verify-tls12-p521-leaf", level="verify", **tls_peer("p521"), expect=SENT),
+        # TLS 1.3: suites, groups (the server answers the X25519 share with a
+        # HelloRetryRequest), leaves: identical lines
+        dict(name="verify-tls13-chacha20", level="verify",
+             **tls_peer(versions=TLS13_ONLY, suites="TLS_CHACHA20_POLY1305_SHA256"), expect=SENT),
+        dict(name="may-tls13-aes128-gcm", level="may", **tls_peer(versions=TLS13_ONLY, suites="TLS_AES_128_GCM_SHA256"),
+             expect=SENT),
+        dict(name="encrypt-tls13-group-p256", level="encrypt", **tls_peer(versions=TLS13_ONLY, groups="P-256"),
+             expect=SENT),
+        dict(name="verify-tls13-group-p384", level="verify", **tls_peer(versions=TLS13_ONLY, groups="P-384"),
+             expect=SENT),
+        dict(name="may-tls13-group-p521", level="may", **tls_peer(versions=TLS13_ONLY, groups="P-521"), expect=SENT),
+        dict(name="may-tls13-group-x448", level="may", **tls_peer(versions=TLS13_ONLY, groups="X448"), expect=SENT),
+        # Postfix 3.7 offers tls_eecdh_auto_curves only (X25519 X448 prime256v1 secp521r1
+        # secp384r1), no FFDHE group: the server sends a handshake_failure alert
+        dict(name="may-tls13-group-ffdhe2048", level="may", **tls_peer(versions=TLS13_ONLY, groups="ffdhe2048"),
+             expect=HANDSHAKE),
+        dict(name="verify-tls13-rsa4096-leaf", level="verify", **tls_peer("rsa4096", versions=TLS13_ONLY),
+             expect=SENT),
+        dict(name="verify-tls13-p521-leaf", level="verify", **tls_peer("p521", versions=TLS13_ONLY), expect=SENT),
+        # anonymous suites: no certificate, so no server-signature either
+        dict(name="may-anon-aecdh-aes256", level="may", **tls_peer(ciphers="AECDH-AES256-SHA"), expect=SENT),
+        dict(name="may-anon-adh-aes256-gcm", level="may", **tls_peer(ciphers="ADH-AES256-GCM-SHA384", dh="ffdhe2048"),
+             expect=SENT),
+        dict(name="encrypt-anon-adh-1024", level="encrypt",
+             **tls_peer(ciphers="ADH-AES128-SHA", dh="dh_1024_160"), expect=SENT),
+        # TLS 1.0 and 1.1: Postfix's protocols allow them, its level 0 lets OpenSSL do them
+        dict(name="may-tls10-ecdsa", level="may", **tls_peer(versions=(TLS10, TLS10)), expect=SENT),
+        dict(name="may-tls11-rsa", level="may", **tls_peer("rsa", versions=(TLS11, TLS11)), expect=SENT),
+        dict(name="encrypt-tls11-ecdsa", level="encrypt", **tls_peer(versions=(TLS11, TLS11)), expect=SENT),
+        # level 1 at verify: their MD5-SHA1 and SHA-1 signatures are refused
+        dict(name="verify-tls11-rsa", level="verify", **tls_peer("rsa", versions=(TLS11, TLS11)), expect=HANDSHAKE,
+             xfail=LEGACY_SIGALG),
+        dict(name="verify-tls10-ecdsa", level="verify", **tls_peer(versions=(TLS10, TLS10)), expect=HANDSHAKE,
+             xfail=LEGACY_SIGALG),
+    ],
 }
 
-define_groups(globals(), SCENARIOS)
+define_groups(globals(), {k: v for k, v in SCENARIOS.items() if k not in FULL_LINE_GROUPS})
+for _group, _base in FULL_LINE_GROUPS.items():
+    _made: dict = {}
+    define_groups(_made, {_group: SCENARIOS[_group]})
+    globals()[_group] = type(_group, (_base,), {
+        k: v for k, v in vars(_made[_group]).items() if k.startswith("test_") or k == "__doc__"})
 
 if __name__ == "__main__":
     unittest.main()

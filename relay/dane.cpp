@@ -11,6 +11,7 @@
 #include "support/log.hpp"
 #include "tls/decision.hpp"
 #include "tls/fingerprint.hpp"
+#include "tls/text.hpp"
 
 namespace tlsrelay::relay {
 namespace {
@@ -27,22 +28,43 @@ tls::TlsaStatus tlsa_status(const dns::TlsaResult& r) {
     }
 }
 
-// Postfix's certificate-trouble line for a DANE session (tls_verify.c): the DANE
-// mismatch is reported at the top of the chain when DANE-TA records were in play.
-std::string dane_verify_line(long result, const std::string& where, bool at_ca) {
-    std::string text = X509_verify_cert_error_string(result);
-    switch (result) {
+// Postfix's tls_verify_certificate_callback: verification goes on past an error, and
+// the one logged is the first found at the lowest depth (update_error_state).
+struct FirstError {
+    int depth = -1;
+    long code = X509_V_OK;
+};
+
+int first_error_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+int note_verify_error(int ok, X509_STORE_CTX* ctx) {
+    if (ok) return 1;
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* first = ssl ? static_cast<FirstError*>(SSL_get_ex_data(ssl, first_error_index())) : nullptr;
+    int depth = X509_STORE_CTX_get_error_depth(ctx);
+    if (first && (first->depth < 0 || depth < first->depth)) *first = {depth, X509_STORE_CTX_get_error(ctx)};
+    return 1;
+}
+
+// Postfix's certificate-trouble line (tls_verify.c tls_log_verify_error): "CA" names an
+// error above the leaf.
+std::string dane_verify_line(const FirstError& e, const std::string& where) {
+    std::string purpose = e.depth > 0 ? "CA" : "server";
+    switch (e.code) {
         case X509_V_ERR_CERT_HAS_EXPIRED:
-            return "server certificate verification failed for " + where + ": certificate has expired";
+            return purpose + " certificate verification failed for " + where + ": certificate has expired";
         case X509_V_ERR_CERT_NOT_YET_VALID:
-            return "server certificate verification failed for " + where + ": certificate not yet valid";
-        case X509_V_ERR_DANE_NO_MATCH:
-            break;
+            return purpose + " certificate verification failed for " + where + ": certificate not yet valid";
+        case X509_V_ERR_INVALID_PURPOSE:
+            return "certificate verification failed for " + where + ": not designated for use as a " + purpose +
+                   " certificate";
         default:
-            at_ca = false;
+            return purpose + " certificate verification failed for " + where + ": num=" + std::to_string(e.code) +
+                   ":" + X509_verify_cert_error_string(e.code);
     }
-    return std::string(at_ca ? "CA" : "server") + " certificate verification failed for " + where +
-           ": num=" + std::to_string(result) + ":" + text;
 }
 
 }  // namespace
@@ -202,16 +224,22 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
     bool dane_level = plan.level == tls::Level::halfdane || plan.level == tls::Level::dane ||
                       plan.level == tls::Level::dane_only;
     if (plan.invalid || !dane.has_tlsa() || !dane_level) return plan;
-    plan.sni = dane.base_domain;  // always, whatever smtp_tls_servername says
+    // Always, whatever smtp_tls_servername says; lower-cased as Postfix sends it (an MX
+    // record's MX1.EXAMPLE.TEST is sent as mx1.example.test; relay= keeps the spelling).
+    plan.sni = tls::lower(dane.base_domain);
     // OpenSSL may still refuse every record (a digest of the wrong length, a full
     // value that does not parse): Postfix then falls back to encrypt at dane and
     // forces the verification to fail at dane-only.
     auto all_unusable = std::make_shared<bool>(false);
-    plan.prepare = [base = std::move(plan.prepare), dane, all_unusable, level = plan.level,
+    auto first_error = std::make_shared<FirstError>();
+    plan.prepare = [base = std::move(plan.prepare), dane, all_unusable, first_error, level = plan.level,
                     where = server.tls_name_addr_port()](SSL* ssl, std::string& error) {
         if (base && !base(ssl, error)) return false;
         int usable = enable_dane(ssl, dane, where, error);
         if (usable < 0) return false;
+        *first_error = FirstError{};
+        SSL_set_ex_data(ssl, first_error_index(), first_error.get());
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, note_verify_error);
         *all_unusable = usable == 0;
         if (*all_unusable)
             support::log_warning("smtp", where + (level == tls::Level::dane_only
@@ -219,9 +247,7 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
                                                       : ": all TLSA records unusable, fallback to unauthenticated TLS"));
         return true;
     };
-    bool has_ta = false;
-    for (const auto& r : dane.usable) has_ta = has_ta || r.usage == 2;
-    plan.verify = [level = plan.level, dane, server, has_ta, all_unusable](SSL* ssl) {
+    plan.verify = [level = plan.level, dane, server, all_unusable, first_error](SSL* ssl) {
         if (*all_unusable) return unusable_records_verdict(ssl, level, server);
         const std::string where = server.tls_name_addr_port();
         X509* cert = SSL_get0_peer_certificate(ssl);
@@ -235,11 +261,9 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
         v.ok = !d.failed();
         v.adjective = std::string(tls::to_string(d.adjective));
         if (!v.ok) v.detail = m.detail;
-        if (cert && f.verify_result != X509_V_OK) {
-            STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);
-            bool at_ca = has_ta && sent && sk_X509_num(sent) > 1;
-            v.log_lines.push_back(dane_verify_line(f.verify_result, where, at_ca));
-        }
+        if (cert && f.verify_result != X509_V_OK)
+            v.log_lines.push_back(dane_verify_line(
+                first_error->depth < 0 ? FirstError{0, f.verify_result} : *first_error, where));
         return v;
     };
     return plan;

@@ -42,6 +42,25 @@ bool error_before_name_check(long e) {
     }
 }
 
+// Postfix says which certificate an error is about: "CA" for one above the leaf, else
+// "server" (its error depth). OpenSSL's final result carries no depth: these errors are
+// only ever raised for a CA, and for the others the leaf tells whether it is at fault.
+const char* purpose(long result, X509* leaf) {
+    switch (result) {
+        case X509_V_ERR_INVALID_CA:
+        case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+            return "CA";
+        case X509_V_ERR_INVALID_PURPOSE:
+            return X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) == 1 ? "CA" : "server";
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0 ? "server" : "CA";
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0 ? "server" : "CA";
+        default:
+            return "server";
+    }
+}
+
 std::string verify_log_line(long result, X509* cert, const std::string& where, bool at_ca = false) {
     if (result == X509_V_ERR_DANE_NO_MATCH)  // reported at the top of the chain
         return std::string(at_ca ? "CA" : "server") + " certificate verification failed for " + where +
@@ -58,12 +77,17 @@ std::string verify_log_line(long result, X509* cert, const std::string& where, b
             return "certificate verification failed for " + where + ": untrusted issuer " + issuer;
         }
         case X509_V_ERR_CERT_HAS_EXPIRED:
-            return "server certificate verification failed for " + where + ": certificate has expired";
+            return std::string(purpose(result, cert)) + " certificate verification failed for " + where +
+                   ": certificate has expired";
         case X509_V_ERR_CERT_NOT_YET_VALID:
-            return "server certificate verification failed for " + where + ": certificate not yet valid";
+            return std::string(purpose(result, cert)) + " certificate verification failed for " + where +
+                   ": certificate not yet valid";
+        case X509_V_ERR_INVALID_PURPOSE:
+            return "certificate verification failed for " + where + ": not designated for use as a " +
+                   purpose(result, cert) + " certificate";
         default:
-            return "server certificate verification failed for " + where + ": num=" + std::to_string(result) +
-                   ":" + text;
+            return std::string(purpose(result, cert)) + " certificate verification failed for " + where +
+                   ": num=" + std::to_string(result) + ":" + text;
     }
 }
 
@@ -139,6 +163,9 @@ std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config&
     SSL_CTX_set_security_level(ctx->native_handle(), 0);  // as Postfix: the level decides
     SSL_CTX_set_verify_depth(ctx->native_handle(), 10);   // smtp_tls_scert_verifydepth 9, plus one
     SSL_CTX_dane_enable(ctx->native_handle());            // for trust-anchor files (add_trust_anchors)
+    // Postfix 3.7's tls_eecdh_auto_curves: no finite-field groups, so a TLS 1.3 server
+    // that only takes ffdhe2048 fails the handshake for both (3.8 added tls_ffdhe_auto_groups).
+    SSL_CTX_set1_groups_list(ctx->native_handle(), "X25519:X448:P-256:P-521:P-384");
     return ctx;
 }
 

@@ -284,7 +284,10 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
     auto [hs] = co_await tls_->async_handshake(asio::ssl::stream_base::client,
                                                deadline_.bind(asio::as_tuple(asio::use_awaitable)));
     if (hs) {
-        std::string why = deadline_.timed_out(hs) ? "timeout" : hs.message();
+        // The peer closed without a TLS alert: Postfix says "lost connection".
+        std::string why = deadline_.timed_out(hs)                   ? "timeout"
+                          : hs == asio::ssl::error::stream_truncated ? "lost connection"
+                                                                     : hs.message();
         support::log_info("smtp", "SSL_connect error to " + server_.tls_name_addr_port() + ": " + why);
         usable_ = false;
         co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};

@@ -16,9 +16,6 @@ std::string key_description(EVP_PKEY* key, bool for_signature, int sig_type_nid)
             out = sig_type_nid == EVP_PKEY_RSA_PSS ? "RSA-PSS" : "RSA";
             out += " (" + std::to_string(EVP_PKEY_get_bits(key)) + " bits)";
             break;
-        case EVP_PKEY_RSA_PSS:
-            out = "RSA-PSS (" + std::to_string(EVP_PKEY_get_bits(key)) + " bits)";
-            break;
         case EVP_PKEY_DH:
             out = "DHE (" + std::to_string(EVP_PKEY_get_bits(key)) + " bits)";
             break;
@@ -28,7 +25,7 @@ std::string key_description(EVP_PKEY* key, bool for_signature, int sig_type_nid)
             if (EVP_PKEY_get_group_name(key, group, sizeof group, &len))
                 out += std::string(" (") + group + ")";
             break;
-        default: {
+        default: {  // e.g. "ED25519", or "RSASSA-PSS" for a key restricted to PSS (no bits)
             const char* sn = OBJ_nid2sn(EVP_PKEY_get_base_id(key));
             out = sn ? sn : "unknown";
         }
@@ -44,6 +41,9 @@ std::string describe_tls_session(SSL* ssl) {
     int use_bits = SSL_CIPHER_get_bits(cipher, &alg_bits);
     std::string out = std::string(SSL_get_version(ssl)) + " with cipher " + SSL_CIPHER_get_name(cipher) +
                       " (" + std::to_string(use_bits) + "/" + std::to_string(alg_bits) + " bits)";
+    // Postfix 3.7 (tls_get_signature_params) names the key exchange and the server's
+    // signature for TLS 1.3 only: an older session's line ends with the cipher's bits.
+    if (SSL_version(ssl) < TLS1_3_VERSION) return out;
     EVP_PKEY* kex = nullptr;
     if (SSL_get_peer_tmp_key(ssl, &kex)) {
         out += " key-exchange " + key_description(kex, false, NID_undef);

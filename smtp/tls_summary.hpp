@@ -9,7 +9,8 @@
 namespace tlsrelay::smtp {
 
 // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519
-//  server-signature RSA-PSS (2048 bits) server-digest SHA256"
+//  server-signature RSA-PSS (2048 bits) server-digest SHA256"; for TLS 1.2 and older
+// only "TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)", as Postfix 3.7.
 std::string describe_tls_session(SSL* ssl);
 
 // Anonymous when the peer sent no certificate; Trusted when OpenSSL's chain check
