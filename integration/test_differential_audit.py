@@ -190,9 +190,6 @@ TLS13_ONLY = (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3)
 MX1_AT = "mx1.example.test[{mx1.addr}]:25"
 
 
-LEGACY_SIGALG = (f"SSL_connect error to {MX1_AT}: -1 + warning: TLS library problem: error:0A00014D:SSL routines::"
-                 f"legacy sigalg disallowed or unsupported:../ssl/statem/statem_clnt.c:2254: vs SSL_connect error to "
-                 f"{MX1_AT}: legacy sigalg disallowed or unsupported (SSL routines)")
 # groups whose rows compare whole TLS lines: group -> the TestCase base that does it
 FULL_LINE_GROUPS = {"CertificateShapes": FullTlsLines, "SessionLines": FullSessionLines}
 RSA1024 = low_security_peer(dns=MX1, key="rsa1024")
@@ -566,6 +563,11 @@ SCENARIOS: dict[str, list[dict]] = {
     # Postfix 3.7 (tls_get_signature_params) names key exchange, server signature and
     # digest for TLS 1.3 only: a TLS 1.2 suite's name already says them.
     "SessionLines": [
+        # handshakes the peer ends by closing (it sends no alert): "lost connection"
+        dict(name="encrypt-tls13-policy-vs-tls12-peer-closes", behaviour=TLS12,
+             policy=["example.test encrypt protocols=>=TLSv1.3"], expect=HANDSHAKE),
+        dict(name="encrypt-no-shared-cipher-peer-closes", **tls_peer("rsa", ciphers="AES128-SHA"),
+             policy=["example.test encrypt exclude=AES128-SHA"], expect=HANDSHAKE),
         dict(name="may-tls12-ecdhe-ecdsa-aes128-gcm", level="may",
              **tls_peer(ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"), expect=SENT),
         dict(name="encrypt-tls12-ecdhe-rsa-aes256-gcm", level="encrypt",
@@ -624,10 +626,8 @@ SCENARIOS: dict[str, list[dict]] = {
         dict(name="may-tls11-rsa", level="may", **tls_peer("rsa", versions=(TLS11, TLS11)), expect=SENT),
         dict(name="encrypt-tls11-ecdsa", level="encrypt", **tls_peer(versions=(TLS11, TLS11)), expect=SENT),
         # level 1 at verify: their MD5-SHA1 and SHA-1 signatures are refused
-        dict(name="verify-tls11-rsa", level="verify", **tls_peer("rsa", versions=(TLS11, TLS11)), expect=HANDSHAKE,
-             xfail=LEGACY_SIGALG),
-        dict(name="verify-tls10-ecdsa", level="verify", **tls_peer(versions=(TLS10, TLS10)), expect=HANDSHAKE,
-             xfail=LEGACY_SIGALG),
+        dict(name="verify-tls11-rsa", level="verify", **tls_peer("rsa", versions=(TLS11, TLS11)), expect=HANDSHAKE),
+        dict(name="verify-tls10-ecdsa", level="verify", **tls_peer(versions=(TLS10, TLS10)), expect=HANDSHAKE),
     ],
 }
 

@@ -278,17 +278,25 @@ asio::awaitable<std::optional<Failure>> ClientConnection::start_tls(const TlsPla
         usable_ = false;
         co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};
     }
+    tls_errors_.watch(ssl);
     deadline_.expires_after(options_.command_timeout);
     asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
     auto cancel = deadline_.forward(state.slot());
     auto [hs] = co_await tls_->async_handshake(asio::ssl::stream_base::client,
                                                deadline_.bind(asio::as_tuple(asio::use_awaitable)));
     if (hs) {
-        // The peer closed without a TLS alert: Postfix says "lost connection".
+        // As Postfix's tls_client_start: OpenSSL's errors when it queued any (SSL_connect's
+        // result, then each error), else the system error, else "lost connection" (the
+        // peer closed without a TLS alert).
+        bool queued = !deadline_.timed_out(hs) && !tls_errors_.empty();
         std::string why = deadline_.timed_out(hs)                   ? "timeout"
+                          : queued                                   ? std::to_string(tls_errors_.connect_result())
                           : hs == asio::ssl::error::stream_truncated ? "lost connection"
                                                                      : hs.message();
         support::log_info("smtp", "SSL_connect error to " + server_.tls_name_addr_port() + ": " + why);
+        if (queued)
+            for (const auto& problem : tls_errors_.problems())
+                support::log_warning("smtp", "TLS library problem: " + problem);
         usable_ = false;
         co_return Failure{"4.7.5", "Cannot start TLS: handshake failure", false, plan.level != tls::Level::may, true};
     }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "smtp/reply_parser.hpp"
+#include "smtp/tls_errors.hpp"
 #include "support/deadline.hpp"
 #include "tls/level.hpp"
 
@@ -152,6 +153,7 @@ private:
     bool timed_out_ = false;
     std::string bad_reply_;  // why the last reply could not be parsed
     std::string tls_summary_;
+    TlsErrors tls_errors_;  // OpenSSL's queue when the handshake failed
     std::optional<TlsSession> tls_session_;
 };
 
