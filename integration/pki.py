@@ -30,7 +30,19 @@ unless asked otherwise:
                                                 (served with it): "not-ca" (basicConstraints
                                                 CA:FALSE), "no-keycertsign" (keyUsage without
                                                 keyCertSign), "constrained" (nameConstraints:
-                                                permitted DNS other.test)
+                                                permitted DNS other.test), "expired",
+                                                "not-yet-valid", "rsa1024" (a 1024-bit RSA key),
+                                                "client-auth-only" (extendedKeyUsage clientAuth),
+                                                "untrusted" (signed by the unknown root: with_root
+                                                serves that root)
+    pki.leaf(..., intermediate="chain:12")      issued by the last of 12 intermediates without a
+                                                path length (root -> CA 1 -> ... -> CA 12), all served
+    pki.leaf(..., intermediate="pathlen0-over-another")  root -> CA (pathLenConstraint 0) -> another
+                                                CA -> leaf, both served
+    pki.leaf(..., by_root=True)                 signed by the root CA itself (served alone)
+    pki.leaf(..., served="reversed")            the CAs of chain_path in reverse order (the leaf
+                                                stays first); "duplicate-leaf" (leaf, leaf, CAs),
+                                                "extra-unrelated" (an unrelated CA certificate last)
 
     pki.dh_params("ffdhe2048")                  a PEM file of DH parameters (a group openssl genpkey
                                                 knows: "ffdhe2048", "modp_1536", "dh_1024_160", ...) for
@@ -66,7 +78,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 DIGESTS = ("md5", "sha1", "sha256", "sha512")
 # pki.leaf(intermediate=...): the odd intermediate CAs (all signed by the root)
-INTERMEDIATES = ("not-ca", "no-keycertsign", "constrained")
+INTERMEDIATES = ("not-ca", "no-keycertsign", "constrained", "expired", "not-yet-valid", "rsa1024",
+                 "client-auth-only", "untrusted")
+# pki.leaf(intermediate=...): chains of more than one intermediate ("chain:N" as well)
+CHAINS = ("pathlen0-over-another",)
+SERVED = ("reversed", "duplicate-leaf", "extra-unrelated")
 # an OID under the documentation arc no implementation knows (RFC 7229's 1.3.6.1.5.5.7.13)
 UNKNOWN_OID = ObjectIdentifier("1.3.6.1.5.5.7.13.42")
 HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
@@ -178,10 +194,14 @@ class Pki:
         return c
 
     def _ca(self, cn: str, issuer: Cert | None, now, stem: str | None = None, ca: bool = True,
-            key_cert_sign: bool = True, permitted: list[str] | None = None) -> Cert:
-        """A CA certificate; ca=False, key_cert_sign=False and permitted (DNS subtrees of
-        nameConstraints) make the odd intermediates of INTERMEDIATES."""
-        key = _new_key("ec")
+            key_cert_sign: bool = True, permitted: list[str] | None = None, key: str = "ec",
+            validity: tuple | None = None, eku: list | None = None, path_length: int | None | str = "auto") -> Cert:
+        """A CA certificate; ca=False, key_cert_sign=False, permitted (DNS subtrees of
+        nameConstraints), key, validity (notBefore, notAfter), eku (extendedKeyUsage OIDs)
+        and path_length (None: no constraint; default 0 below a root) make the odd
+        intermediates of INTERMEDIATES and CHAINS."""
+        kind = key
+        key = _new_key(kind)
         subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsrelay tests"),
                              x509.NameAttribute(NameOID.COMMON_NAME, cn)])
         signer_key = issuer.key if issuer else key
@@ -191,9 +211,10 @@ class Pki:
              .issuer_name(issuer.cert.subject if issuer else subject)
              .public_key(key.public_key())
              .serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(days=2))
-             .not_valid_after(now + datetime.timedelta(days=3650))
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=None if issuer is None or not ca else 0),
+             .not_valid_before(validity[0] if validity else now - datetime.timedelta(days=2))
+             .not_valid_after(validity[1] if validity else now + datetime.timedelta(days=3650))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=(
+                 None if issuer is None or not ca else 0) if path_length == "auto" else path_length),
                             critical=True)
              .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
                                           key_encipherment=False, data_encipherment=False,
@@ -205,6 +226,8 @@ class Pki:
                 issuer.key.public_key()), critical=False)
         if permitted:
             b = b.add_extension(x509.NameConstraints([x509.DNSName(n) for n in permitted], None), critical=True)
+        if eku:
+            b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
         cert = b.sign(signer_key, hashes.SHA256())
         stem = stem or ("root-ca" if issuer is None else "intermediate-ca")
         return self._finish(cn, cert, key, [], stem)
@@ -216,11 +239,42 @@ class Pki:
         with self._lock:
             if ("intermediate", kind) not in self._cache:
                 now = datetime.datetime.now(datetime.timezone.utc)
+                day = datetime.timedelta(days=1)
+                validity = {"expired": (now - 60 * day, now - day),
+                            "not-yet-valid": (now + day, now + 60 * day)}.get(kind)
                 self._cache[("intermediate", kind)] = self._ca(
-                    f"Tlsrelay Test Intermediate CA ({kind})", self.root, now, stem=f"intermediate-{kind}",
+                    f"Tlsrelay Test Intermediate CA ({kind})", self.unknown_root if kind == "untrusted" else self.root,
+                    now, stem=f"intermediate-{kind}",
                     ca=kind != "not-ca", key_cert_sign=kind != "no-keycertsign",
-                    permitted=["other.test"] if kind == "constrained" else None)
+                    permitted=["other.test"] if kind == "constrained" else None,
+                    key="rsa1024" if kind == "rsa1024" else "ec", validity=validity,
+                    eku=[ExtendedKeyUsageOID.CLIENT_AUTH] if kind == "client-auth-only" else None)
             return self._cache[("intermediate", kind)]
+
+    def intermediate_chain(self, kind: str) -> list[Cert]:
+        """The CAs between the leaf and the root for pki.leaf(intermediate=kind), the leaf's
+        issuer first: one of INTERMEDIATES, CHAINS or "chain:N"; made on first use, then cached."""
+        if kind in INTERMEDIATES:
+            return [self.odd_intermediate(kind)]
+        if kind not in CHAINS and not (kind.startswith("chain:") and kind[6:].isdigit() and int(kind[6:]) > 0):
+            raise ValueError(f"unknown intermediate {kind!r}")
+        with self._lock:
+            if ("chain", kind) not in self._cache:
+                now = datetime.datetime.now(datetime.timezone.utc)
+                name = kind.replace(":", "-")
+                if kind == "pathlen0-over-another":
+                    top = self._ca("Tlsrelay Test Intermediate CA (pathlen 0)", self.root, now,
+                                   stem=f"intermediate-{name}-1", path_length=0)
+                    cas = [top, self._ca("Tlsrelay Test Intermediate CA (below pathlen 0)", top, now,
+                                         stem=f"intermediate-{name}-2", path_length=None)]
+                else:
+                    cas, issuer = [], self.root
+                    for n in range(1, int(kind[6:]) + 1):
+                        issuer = self._ca(f"Tlsrelay Test Intermediate CA {n} of {kind[6:]}", issuer, now,
+                                          stem=f"intermediate-{name}-{n}", path_length=None)
+                        cas.append(issuer)
+                self._cache[("chain", kind)] = cas[::-1]
+            return self._cache[("chain", kind)]
 
     def dh_params(self, group: str = "ffdhe2048") -> Path:
         """A PEM file of the named DH group's parameters (openssl genpkey -genparam); cached."""
@@ -237,19 +291,25 @@ class Pki:
              unknown_ca: bool = False, without_intermediate: bool = False,
              key: str = "ec", server_auth: bool = True, valid_days: float = 365,
              signature: str = "sha256", ca: bool = False, client_auth: bool = False,
-             unknown_critical: bool = False, intermediate: str | None = None, with_root: bool = False) -> Cert:
+             unknown_critical: bool = False, intermediate: str | None = None, with_root: bool = False,
+             by_root: bool = False, served: str | None = None) -> Cert:
         """A server certificate. cn defaults to the first DNS name (or "mail server" when
         there is none); with dns=() and ips=() the certificate has no SAN at all.
         Cached: the same arguments return the same certificate within a process."""
         params = (tuple(dns), tuple(ips), cn, expired, not_yet_valid, self_signed, unknown_ca,
                   without_intermediate, key, server_auth, valid_days, signature, ca, client_auth,
-                  unknown_critical, intermediate, with_root)
+                  unknown_critical, intermediate, with_root, by_root, served)
         with self._lock:
             if params in self._cache:
                 return self._cache[params]
             self._n += 1
             stem = f"leaf{self._n}"
-        issuing = self.odd_intermediate(intermediate) if intermediate else self.intermediate
+        if served is not None and served not in SERVED:
+            raise ValueError(f"unknown served {served!r}")
+        cas = self.intermediate_chain(intermediate) if intermediate else [self.intermediate]
+        if by_root:
+            cas = []
+        issuing = cas[0] if cas else self.root
         common = cn if cn is not None else (dns[0] if dns else "mail server")
         if key == "rsa-pss":
             if expired or not_yet_valid or self_signed or unknown_ca or ca or unknown_critical or client_auth:
@@ -268,9 +328,13 @@ class Pki:
             issuer_name, signer_key, chain = self.unknown_root.cert.subject, self.unknown_root.key, []
         else:
             issuer_name, signer_key = issuing.cert.subject, issuing.key
-            chain = [] if without_intermediate else [issuing.cert]
+            chain = [] if without_intermediate else [c.cert for c in cas]
             if with_root:
-                chain.append(self.root.cert)
+                chain.append(self.unknown_root.cert if intermediate == "untrusted" else self.root.cert)
+            if served == "reversed":
+                chain.reverse()
+            elif served == "extra-unrelated":
+                chain.append(self.odd_intermediate("constrained").cert)
         if expired:
             nb, na = now - datetime.timedelta(days=60), now - datetime.timedelta(days=1)
         elif not_yet_valid:
@@ -299,6 +363,8 @@ class Pki:
             b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 issuer_key.public_key()), critical=False)
         cert = _sign(b, signer_key, signature)
+        if served == "duplicate-leaf":
+            chain.insert(0, cert)
         c = self._finish(common or stem, cert, k, chain, stem)
         with self._lock:
             return self._cache.setdefault(params, c)

@@ -9,7 +9,10 @@ certificate shapes (CertificateShapes): weak keys and digests, CA and key-usage 
 extended key usage, unknown critical extensions, other key types, a trailing-dot SAN,
 an intermediate's fingerprint at the fingerprint level, name constraints; negotiated
 sessions (SessionLines): TLS 1.2 suites per key exchange and signature, TLS 1.3 suites
-and groups, anonymous suites, TLS 1.0/1.1, whose TLS lines are compared in full.
+and groups, anonymous suites, TLS 1.0/1.1, whose TLS lines are compared in full;
+certificate chains (ChainShapes): CAs out of validity, untrusted roots sent along,
+chain order and padding, chain length against smtp_tls_scert_verifydepth, weak CA
+keys, path lengths, a CA's purpose.
 
 Rows and comparison are test_differential.py's: the same status, DSN and relay=, a
 reason starting with Postfix's, the same TLS lines, verification lines and sessions
@@ -191,7 +194,14 @@ MX1_AT = "mx1.example.test[{mx1.addr}]:25"
 
 
 # groups whose rows compare whole TLS lines: group -> the TestCase base that does it
-FULL_LINE_GROUPS = {"CertificateShapes": FullTlsLines, "SessionLines": FullSessionLines}
+FULL_LINE_GROUPS = {"CertificateShapes": FullTlsLines, "SessionLines": FullSessionLines,
+                    "ChainShapes": FullTlsLines}
+
+
+def chain(**cert) -> dict:
+    """pki.leaf arguments of a certificate for mx1.example.test with these chain options."""
+    return {"dns": MX1, **cert}
+
 RSA1024 = low_security_peer(dns=MX1, key="rsa1024")
 SHA1_SIGNED = low_security_peer(dns=MX1, signature="sha1")
 
@@ -628,6 +638,80 @@ SCENARIOS: dict[str, list[dict]] = {
         # level 1 at verify: their MD5-SHA1 and SHA-1 signatures are refused
         dict(name="verify-tls11-rsa", level="verify", **tls_peer("rsa", versions=(TLS11, TLS11)), expect=HANDSHAKE),
         dict(name="verify-tls10-ecdsa", level="verify", **tls_peer(versions=(TLS10, TLS10)), expect=HANDSHAKE),
+    ],
+    # Certificate chains (round five of the audit): CAs out of their validity, untrusted
+    # roots sent along, leaves straight under the root, chains out of order or padded,
+    # chains around smtp_tls_scert_verifydepth (default 9), weak CA keys, path lengths,
+    # a CA's purpose, and which of two faults is logged. FullTlsLines.
+    "ChainShapes": [
+        dict(name="verify-expired-intermediate", level="verify", cert=chain(intermediate="expired"),
+             expect=NOT_VERIFIED),
+        dict(name="secure-expired-intermediate", level="secure", cert=chain(intermediate="expired"),
+             expect=NOT_VERIFIED),
+        dict(name="encrypt-expired-intermediate", level="encrypt", cert=chain(intermediate="expired"),
+             expect=SENT),
+        dict(name="verify-not-yet-valid-intermediate", level="verify", cert=chain(intermediate="not-yet-valid"),
+             expect=NOT_VERIFIED),
+        dict(name="fingerprint-expired-intermediate", cert=chain(intermediate="expired"),
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=SENT),
+        # leaf + intermediate + a self-signed root nobody trusts, against leaf + intermediate
+        dict(name="verify-untrusted-root-in-chain", level="verify",
+             cert=chain(intermediate="untrusted", with_root=True), expect=NOT_VERIFIED),
+        # Postfix names the issuer of the certificate at fault (the intermediate's)
+        dict(name="verify-untrusted-intermediate-without-root", level="verify", cert=chain(intermediate="untrusted"),
+             expect=NOT_VERIFIED),
+        dict(name="may-untrusted-root-in-chain", level="may", cert=chain(intermediate="untrusted", with_root=True),
+             expect=SENT),
+        dict(name="fingerprint-untrusted-root-in-chain", cert=chain(intermediate="untrusted", with_root=True),
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=SENT),
+        dict(name="verify-leaf-by-root", level="verify", cert=chain(by_root=True), expect=SENT),
+        dict(name="secure-leaf-by-root-with-root", level="secure", cert=chain(by_root=True, with_root=True),
+             expect=SENT),
+        dict(name="verify-two-intermediates-reversed", level="verify", cert=chain(intermediate="chain:2",
+                                                                                 served="reversed"), expect=SENT),
+        dict(name="verify-root-before-intermediate", level="verify", cert=chain(with_root=True, served="reversed"),
+             expect=SENT),
+        dict(name="verify-extra-unrelated-ca", level="verify", cert=chain(served="extra-unrelated"), expect=SENT),
+        dict(name="verify-duplicate-leaf", level="verify", cert=chain(served="duplicate-leaf"), expect=SENT),
+        # N intermediates under the root: Postfix sets OpenSSL's verify depth to
+        # smtp_tls_scert_verifydepth + 1 (10), so 10 intermediates pass and 11 do not
+        dict(name="verify-chain-of-9", level="verify", cert=chain(intermediate="chain:9"), expect=SENT),
+        dict(name="verify-chain-of-10", level="verify", cert=chain(intermediate="chain:10"), expect=SENT),
+        dict(name="verify-chain-of-11", level="verify", cert=chain(intermediate="chain:11"), expect=NOT_VERIFIED),
+        dict(name="secure-chain-of-12", level="secure", cert=chain(intermediate="chain:12"), expect=NOT_VERIFIED),
+        dict(name="encrypt-chain-of-12", level="encrypt", cert=chain(intermediate="chain:12"), expect=SENT),
+        dict(name="fingerprint-chain-of-12", cert=chain(intermediate="chain:12"),
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=SENT),
+        # a 1024-bit CA key is 80 bits of security: enough for Postfix's level 1 at verify
+        dict(name="verify-rsa1024-intermediate", level="verify", **low_security_peer(dns=MX1, intermediate="rsa1024"),
+             expect=SENT),
+        dict(name="encrypt-rsa1024-intermediate", level="encrypt",
+             **low_security_peer(dns=MX1, intermediate="rsa1024"), expect=SENT),
+        dict(name="secure-rsa1024-leaf", level="secure", **RSA1024, expect=SENT),
+        dict(name="verify-pathlen0-over-another", level="verify", cert=chain(intermediate="pathlen0-over-another"),
+             expect=NOT_VERIFIED),
+        dict(name="encrypt-pathlen0-over-another", level="encrypt",
+             cert=chain(intermediate="pathlen0-over-another"), expect=SENT),
+        dict(name="verify-intermediate-client-auth-only", level="verify",
+             cert=chain(intermediate="client-auth-only"), expect=NOT_VERIFIED),
+        dict(name="fingerprint-intermediate-client-auth-only", cert=chain(intermediate="client-auth-only"),
+             policy=["example.test fingerprint match=$FP(mx1 cert sha256)"], expect=SENT),
+        # two faults: Postfix logs the one nearest the leaf (tls_verify.c update_error_state)
+        dict(name="verify-leaf-and-intermediate-expired", level="verify",
+             cert=chain(intermediate="expired", expired=True), expect=NOT_VERIFIED),
+        dict(name="verify-wrong-name-expired-intermediate", level="verify",
+             cert={"dns": ["other.example.test"], "intermediate": "expired"}, expect=NOT_VERIFIED),
+        dict(name="verify-wrong-name-untrusted-root-in-chain", level="verify",
+             cert={"dns": ["other.example.test"], "intermediate": "untrusted", "with_root": True},
+             expect=NOT_VERIFIED),
+        dict(name="verify-wrong-name-untrusted-intermediate-without-root", level="verify",
+             cert={"dns": ["other.example.test"], "intermediate": "untrusted"}, expect=NOT_VERIFIED),
+        dict(name="verify-expired-leaf-untrusted-root-in-chain", level="verify",
+             cert=chain(intermediate="untrusted", with_root=True, expired=True), expect=NOT_VERIFIED),
+        dict(name="verify-expired-leaf-pathlen0-over-another", level="verify",
+             cert=chain(intermediate="pathlen0-over-another", expired=True), expect=NOT_VERIFIED),
+        dict(name="verify-wrong-name-chain-of-11", level="verify",
+             cert={"dns": ["other.example.test"], "intermediate": "chain:11"}, expect=NOT_VERIFIED),
     ],
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "relay/verify_errors.hpp"
 #include "support/log.hpp"
 #include "tls/decision.hpp"
 #include "tls/fingerprint.hpp"
@@ -25,45 +26,6 @@ tls::TlsaStatus tlsa_status(const dns::TlsaResult& r) {
             return tls::TlsaStatus::not_found;
         default:
             return tls::TlsaStatus::error;
-    }
-}
-
-// Postfix's tls_verify_certificate_callback: verification goes on past an error, and
-// the one logged is the first found at the lowest depth (update_error_state).
-struct FirstError {
-    int depth = -1;
-    long code = X509_V_OK;
-};
-
-int first_error_index() {
-    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    return index;
-}
-
-int note_verify_error(int ok, X509_STORE_CTX* ctx) {
-    if (ok) return 1;
-    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
-    auto* first = ssl ? static_cast<FirstError*>(SSL_get_ex_data(ssl, first_error_index())) : nullptr;
-    int depth = X509_STORE_CTX_get_error_depth(ctx);
-    if (first && (first->depth < 0 || depth < first->depth)) *first = {depth, X509_STORE_CTX_get_error(ctx)};
-    return 1;
-}
-
-// Postfix's certificate-trouble line (tls_verify.c tls_log_verify_error): "CA" names an
-// error above the leaf.
-std::string dane_verify_line(const FirstError& e, const std::string& where) {
-    std::string purpose = e.depth > 0 ? "CA" : "server";
-    switch (e.code) {
-        case X509_V_ERR_CERT_HAS_EXPIRED:
-            return purpose + " certificate verification failed for " + where + ": certificate has expired";
-        case X509_V_ERR_CERT_NOT_YET_VALID:
-            return purpose + " certificate verification failed for " + where + ": certificate not yet valid";
-        case X509_V_ERR_INVALID_PURPOSE:
-            return "certificate verification failed for " + where + ": not designated for use as a " + purpose +
-                   " certificate";
-        default:
-            return purpose + " certificate verification failed for " + where + ": num=" + std::to_string(e.code) +
-                   ":" + X509_verify_cert_error_string(e.code);
     }
 }
 
@@ -231,15 +193,11 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
     // value that does not parse): Postfix then falls back to encrypt at dane and
     // forces the verification to fail at dane-only.
     auto all_unusable = std::make_shared<bool>(false);
-    auto first_error = std::make_shared<FirstError>();
-    plan.prepare = [base = std::move(plan.prepare), dane, all_unusable, first_error, level = plan.level,
+    plan.prepare = [base = std::move(plan.prepare), dane, all_unusable, level = plan.level,
                     where = server.tls_name_addr_port()](SSL* ssl, std::string& error) {
-        if (base && !base(ssl, error)) return false;
+        if (base && !base(ssl, error)) return false;  // it also watches the verification
         int usable = enable_dane(ssl, dane, where, error);
         if (usable < 0) return false;
-        *first_error = FirstError{};
-        SSL_set_ex_data(ssl, first_error_index(), first_error.get());
-        SSL_set_verify(ssl, SSL_VERIFY_NONE, note_verify_error);
         *all_unusable = usable == 0;
         if (*all_unusable)
             support::log_warning("smtp", where + (level == tls::Level::dane_only
@@ -247,7 +205,7 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
                                                       : ": all TLSA records unusable, fallback to unauthenticated TLS"));
         return true;
     };
-    plan.verify = [level = plan.level, dane, server, all_unusable, first_error](SSL* ssl) {
+    plan.verify = [level = plan.level, dane, server, all_unusable](SSL* ssl) {
         if (*all_unusable) return unusable_records_verdict(ssl, level, server);
         const std::string where = server.tls_name_addr_port();
         X509* cert = SSL_get0_peer_certificate(ssl);
@@ -261,9 +219,11 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
         v.ok = !d.failed();
         v.adjective = std::string(tls::to_string(d.adjective));
         if (!v.ok) v.detail = m.detail;
-        if (cert && f.verify_result != X509_V_OK)
-            v.log_lines.push_back(dane_verify_line(
-                first_error->depth < 0 ? FirstError{0, f.verify_result} : *first_error, where));
+        if (cert && f.verify_result != X509_V_OK) {
+            const VerifyErrors* seen = VerifyErrors::of(ssl);
+            auto e = seen ? seen->lowest() : std::nullopt;
+            v.log_lines.push_back(verify_failure_line(e ? *e : VerifyError{0, f.verify_result, "<unknown>"}, where));
+        }
         return v;
     };
     return plan;

@@ -4,8 +4,10 @@
 #include <openssl/x509v3.h>
 
 #include <cstring>
+#include <memory>
 
 #include "config/policy_file.hpp"
+#include "relay/verify_errors.hpp"
 #include "smtp/tls_summary.hpp"
 #include "tls/decision.hpp"
 #include "tls/fingerprint.hpp"
@@ -39,55 +41,6 @@ bool error_before_name_check(long e) {
             return true;
         default:
             return false;
-    }
-}
-
-// Postfix says which certificate an error is about: "CA" for one above the leaf, else
-// "server" (its error depth). OpenSSL's final result carries no depth: these errors are
-// only ever raised for a CA, and for the others the leaf tells whether it is at fault.
-const char* purpose(long result, X509* leaf) {
-    switch (result) {
-        case X509_V_ERR_INVALID_CA:
-        case X509_V_ERR_PATH_LENGTH_EXCEEDED:
-            return "CA";
-        case X509_V_ERR_INVALID_PURPOSE:
-            return X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) == 1 ? "CA" : "server";
-        case X509_V_ERR_CERT_HAS_EXPIRED:
-            return X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0 ? "server" : "CA";
-        case X509_V_ERR_CERT_NOT_YET_VALID:
-            return X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0 ? "server" : "CA";
-        default:
-            return "server";
-    }
-}
-
-std::string verify_log_line(long result, X509* cert, const std::string& where, bool at_ca = false) {
-    if (result == X509_V_ERR_DANE_NO_MATCH)  // reported at the top of the chain
-        return std::string(at_ca ? "CA" : "server") + " certificate verification failed for " + where +
-               ": num=" + std::to_string(result) + ":" + X509_verify_cert_error_string(result);
-    std::string text = X509_verify_cert_error_string(result);
-    switch (result) {
-        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-            return "certificate verification failed for " + where + ": self-signed certificate";
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: {
-            char issuer[256] = {};
-            X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
-            return "certificate verification failed for " + where + ": untrusted issuer " + issuer;
-        }
-        case X509_V_ERR_CERT_HAS_EXPIRED:
-            return std::string(purpose(result, cert)) + " certificate verification failed for " + where +
-                   ": certificate has expired";
-        case X509_V_ERR_CERT_NOT_YET_VALID:
-            return std::string(purpose(result, cert)) + " certificate verification failed for " + where +
-                   ": certificate not yet valid";
-        case X509_V_ERR_INVALID_PURPOSE:
-            return "certificate verification failed for " + where + ": not designated for use as a " +
-                   purpose(result, cert) + " certificate";
-        default:
-            return std::string(purpose(result, cert)) + " certificate verification failed for " + where +
-                   ": num=" + std::to_string(result) + ":" + text;
     }
 }
 
@@ -177,7 +130,10 @@ tls::SessionFacts handshake_facts(SSL* ssl, const smtp::ServerId& server) {
     f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
     f.handshake_ok = true;
     f.peer_cert_present = SSL_get0_peer_certificate(ssl) != nullptr;
-    f.verify_result = SSL_get_verify_result(ssl);
+    // The error Postfix would log (verification goes on past errors, see verify_errors.hpp).
+    const VerifyErrors* seen = VerifyErrors::of(ssl);
+    auto logged = seen ? seen->lowest() : std::nullopt;
+    f.verify_result = logged ? logged->code : SSL_get_verify_result(ssl);
     f.verify_text = X509_verify_cert_error_string(f.verify_result);
     return f;
 }
@@ -244,7 +200,9 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
     if (policy.invalid) return plan;
     const std::string domain = tls::nexthop_domain(nexthop);
     plan.sni = sni_for(policy, domain, server);
-    plan.prepare = [policy](SSL* ssl, std::string& error) {
+    auto errors = std::make_shared<VerifyErrors>();
+    plan.prepare = [policy, errors](SSL* ssl, std::string& error) {
+        errors->watch(ssl);
         auto range = tls::parse_protocols(policy.protocols);
         if (!range.range) {
             error = range.error + ": aborting TLS session";
@@ -266,7 +224,7 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
         return true;
     };
     std::string where = server.tls_name_addr_port();
-    plan.verify = [policy, domain, server, where](SSL* ssl) {
+    plan.verify = [policy, domain, server, where, errors](SSL* ssl) {
         tls::SessionFacts f = session_facts(ssl, policy, domain, server);
         X509* cert = SSL_get0_peer_certificate(ssl);
         tls::Decision d = tls::decide(policy, f);
@@ -275,15 +233,17 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
         v.adjective = std::string(tls::to_string(d.adjective));
         v.detail = d.detail;
         bool checks = tls::match_required(policy.level);
-        // The first error OpenSSL reports is the one Postfix logs: a name mismatch
-        // precedes expiry, signature and DANE errors, but not chain-building errors.
-        bool name_first = !f.names_matched && !error_before_name_check(f.verify_result);
-        STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);
-        bool at_ca = sent && sk_X509_num(sent) > 1;
-        if (cert && checks && f.verify_result != X509_V_OK && policy.level >= tls::Level::verify && !name_first) {
-            v.log_lines.push_back(verify_log_line(f.verify_result, cert, where, at_ca));
-        } else if (cert && checks && policy.level >= tls::Level::verify && !f.names_matched) {
-            v.log_lines.push_back(name_failure_line(cert, f.reference_names, where));
+        if (cert && checks && policy.level >= tls::Level::verify) {
+            // Postfix logs the first error at the lowest depth; OpenSSL's name check (Postfix
+            // hands it the names) runs at depth 0 after the chain checks and before the
+            // validity and signature checks.
+            auto e = errors->lowest();
+            if (!e && f.verify_result != X509_V_OK) e = VerifyError{0, f.verify_result, "<unknown>"};
+            bool name_first = !f.names_matched && (!e || e->depth > 0 || !error_before_name_check(e->code));
+            if (name_first)
+                v.log_lines.push_back(name_failure_line(cert, f.reference_names, where));
+            else if (e)
+                v.log_lines.push_back(verify_failure_line(*e, where));
         }
         if (cert && policy.level == tls::Level::fingerprint && !f.fingerprint_matched) {
             // Postfix: when no value has the digest's length ("all fingerprints
