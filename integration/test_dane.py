@@ -79,6 +79,29 @@ def odd_ta(kind: str):
     return tlsa(P.odd_intermediate(kind), 2, 0, 1)
 
 
+def shape(dns: str = "mx1.example.test", **cert) -> dict:
+    """pki.leaf arguments of a DaneChains chain shape, for the name dns."""
+    return {"dns": [dns], **cert}
+
+
+def issuer(kind: str) -> pki.Cert:
+    """The leaf's issuing CA of pki.leaf(intermediate=kind)."""
+    return P.intermediate_chain(kind)[0]
+
+
+def top(kind: str) -> pki.Cert:
+    """The CA right under the root of pki.leaf(intermediate=kind)."""
+    return P.intermediate_chain(kind)[-1]
+
+
+def ee(cert: dict):
+    """A DANE-EE(3) SPKI sha256 record for pki.leaf(**cert)."""
+    return tlsa(P.leaf(**cert), 3, 1, 1)
+
+
+WRONG = "mx1.other.test"   # a name neither the MX host nor the next hop matches
+
+
 # a TLS 1.2 peer with AES128 suites only
 AES128_ONLY = {"tls_max_version": ssl.TLSVersion.TLSv1_2, "tls_ciphers": "AES128"}
 
@@ -383,6 +406,127 @@ SCENARIOS: dict[str, list[dict]] = {
         dane("dane-policy-exclude", HANDSHAKE, level=None, behaviour=AES128_ONLY,
              policy=["example.test dane exclude=AES128"], records=[tlsa(LEAF, 3, 1, 1)]),
     ],
+    # The chain shapes of test_differential_audit's ChainShapes against DANE: DANE-TA(2)
+    # records for the leaf's issuer, the CA under the root or the root (sent with the
+    # chain or not), DANE-EE(3) for the leaf; expired and untrusted CAs, long chains, a
+    # path length violated, names that do not match, a leaf the root signed. FullTlsLines.
+    # An anchor ends the chain: the validity of CAs above it and the depth limit (10 below
+    # the anchor) stop counting; a digest (2 x 1) anchor must be sent, a full one (2 x 0)
+    # need not; names and the leaf's validity count under DANE-TA, never under DANE-EE.
+    "DaneChains": [
+        # an expired intermediate
+        dane("chain-ta-expired-intermediate-cert", SENT, cert=shape(intermediate="expired"),
+             records=[tlsa(issuer("expired"), 2, 0, 1)]),
+        dane("chain-ta-expired-intermediate-spki", SENT, cert=shape(intermediate="expired"),
+             records=[tlsa(issuer("expired"), 2, 1, 1)]),
+        dane("chain-ta-root-over-expired-intermediate", NOT_VERIFIED,
+             cert=shape(intermediate="expired", with_root=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-full-over-expired-intermediate", NOT_VERIFIED, cert=shape(intermediate="expired"),
+             records=[tlsa(P.root, 2, 0, 0)]),
+        dane("chain-ee-expired-intermediate", SENT, cert=shape(intermediate="expired"),
+             records=[ee(shape(intermediate="expired"))]),
+        dane("chain-ta-expired-intermediate-wrong-name", NOT_VERIFIED, cert=shape(WRONG, intermediate="expired"),
+             records=[tlsa(issuer("expired"), 2, 0, 1)]),
+        dane("chain-ee-expired-intermediate-wrong-name", SENT, cert=shape(WRONG, intermediate="expired"),
+             records=[ee(shape(WRONG, intermediate="expired"))]),
+        dane("chain-ta-not-yet-valid-intermediate", SENT, cert=shape(intermediate="not-yet-valid"),
+             records=[tlsa(issuer("not-yet-valid"), 2, 0, 1)]),
+        # leaf + intermediate + a root the test PKI does not trust
+        dane("chain-ta-untrusted-root-sent", SENT, cert=shape(intermediate="untrusted", with_root=True),
+             records=[tlsa(P.unknown_root, 2, 0, 1)]),
+        dane("chain-ta-untrusted-root-spki-sent", SENT, cert=shape(intermediate="untrusted", with_root=True),
+             records=[tlsa(P.unknown_root, 2, 1, 1)]),
+        dane("chain-ta-untrusted-intermediate", SENT, cert=shape(intermediate="untrusted", with_root=True),
+             records=[tlsa(issuer("untrusted"), 2, 0, 1)]),
+        dane("chain-ta-test-root-vs-untrusted-root", NOT_VERIFIED, cert=shape(intermediate="untrusted", with_root=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-untrusted-root-full-not-sent", SENT, cert=shape(intermediate="untrusted"),
+             records=[tlsa(P.unknown_root, 2, 0, 0)]),
+        dane("chain-ee-untrusted-root-in-chain", SENT, cert=shape(intermediate="untrusted", with_root=True),
+             records=[ee(shape(intermediate="untrusted", with_root=True))]),
+        dane("chain-ta-untrusted-intermediate-wrong-name", NOT_VERIFIED,
+             cert=shape(WRONG, intermediate="untrusted", with_root=True), records=[tlsa(issuer("untrusted"), 2, 1, 1)]),
+        # long chains (smtp_tls_scert_verifydepth 9: OpenSSL's depth 10)
+        dane("chain-ta-issuer-chain-of-11", SENT, cert=shape(intermediate="chain:11"),
+             records=[tlsa(issuer("chain:11"), 2, 0, 1)]),
+        dane("chain-ta-top-chain-of-11", SENT, cert=shape(intermediate="chain:11"),
+             records=[tlsa(top("chain:11"), 2, 0, 1)]),
+        dane("chain-ta-root-chain-of-10-sent", SENT, cert=shape(intermediate="chain:10", with_root=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-chain-of-11-sent", NOT_VERIFIED, cert=shape(intermediate="chain:11", with_root=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-full-chain-of-11", NOT_VERIFIED, cert=shape(intermediate="chain:11"),
+             records=[tlsa(P.root, 2, 1, 0)]),
+        dane("chain-ta-top-spki-chain-of-12", NOT_VERIFIED, cert=shape(intermediate="chain:12"),
+             records=[tlsa(top("chain:12"), 2, 1, 1)]),
+        dane("chain-ee-chain-of-12", SENT, cert=shape(intermediate="chain:12"),
+             records=[ee(shape(intermediate="chain:12"))]),
+        dane("chain-ta-issuer-chain-of-11-wrong-name", NOT_VERIFIED, cert=shape(WRONG, intermediate="chain:11"),
+             records=[tlsa(issuer("chain:11"), 2, 0, 1)]),
+        # root -> CA (pathLenConstraint 0) -> another CA -> leaf
+        dane("chain-ta-pathlen0-ca", NOT_VERIFIED, cert=shape(intermediate="pathlen0-over-another"),
+             records=[tlsa(top("pathlen0-over-another"), 2, 0, 1)]),
+        dane("chain-ta-below-pathlen0-ca", SENT, cert=shape(intermediate="pathlen0-over-another"),
+             records=[tlsa(issuer("pathlen0-over-another"), 2, 0, 1)]),
+        dane("chain-ta-root-over-pathlen0-sent", NOT_VERIFIED,
+             cert=shape(intermediate="pathlen0-over-another", with_root=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-full-over-pathlen0", NOT_VERIFIED, cert=shape(intermediate="pathlen0-over-another"),
+             records=[tlsa(P.root, 2, 1, 0)]),
+        dane("chain-ee-pathlen0-over-another", SENT, cert=shape(intermediate="pathlen0-over-another"),
+             records=[ee(shape(intermediate="pathlen0-over-another"))]),
+        dane("chain-ta-below-pathlen0-wrong-name", NOT_VERIFIED,
+             cert=shape(WRONG, intermediate="pathlen0-over-another"),
+             records=[tlsa(issuer("pathlen0-over-another"), 2, 0, 1)]),
+        # wrong names on the usual chain
+        dane("chain-ta-intermediate-spki-wrong-name", NOT_VERIFIED,
+             cert=shape(WRONG), records=[tlsa(P.intermediate, 2, 1, 1)]),
+        dane("chain-ta-root-sent-wrong-name", NOT_VERIFIED,
+             cert=shape(WRONG, with_root=True), records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ee-wrong-name-expired", SENT, cert=shape(WRONG, expired=True),
+             records=[ee(shape(WRONG, expired=True))]),
+        # a leaf the root signed itself
+        dane("chain-ta-root-by-root-not-sent", NOT_VERIFIED, cert=shape(by_root=True), records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-by-root-sent", SENT, cert=shape(by_root=True, with_root=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-spki-by-root-not-sent", NOT_VERIFIED,
+             cert=shape(by_root=True), records=[tlsa(P.root, 2, 1, 1)]),
+        dane("chain-ta-root-full-by-root", SENT, cert=shape(by_root=True), records=[tlsa(P.root, 2, 0, 0)]),
+        dane("chain-ta-intermediate-vs-by-root", NOT_VERIFIED,
+             cert=shape(by_root=True), records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("chain-ee-by-root", SENT, cert=shape(by_root=True), records=[ee(shape(by_root=True))]),
+        dane("chain-ta-root-by-root-sent-wrong-name", NOT_VERIFIED, cert=shape(WRONG, by_root=True, with_root=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-by-root-expired", NOT_VERIFIED, cert=shape(by_root=True, with_root=True, expired=True),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-root-spki-full-by-root", SENT, cert=shape(by_root=True), records=[tlsa(P.root, 2, 1, 0)]),
+        # chains out of order or padded, under a DANE-TA anchor
+        dane("chain-ta-issuer-two-reversed", SENT, cert=shape(intermediate="chain:2", served="reversed"),
+             records=[tlsa(issuer("chain:2"), 2, 0, 1)]),
+        dane("chain-ta-top-two-reversed", SENT, cert=shape(intermediate="chain:2", served="reversed"),
+             records=[tlsa(top("chain:2"), 2, 0, 1)]),
+        dane("chain-ta-root-sent-first", SENT, cert=shape(with_root=True, served="reversed"),
+             records=[tlsa(P.root, 2, 0, 1)]),
+        dane("chain-ta-duplicate-leaf", SENT, cert=shape(served="duplicate-leaf"),
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("chain-ta-extra-unrelated-ca", SENT, cert=shape(served="extra-unrelated"),
+             records=[tlsa(P.intermediate, 2, 0, 1)]),
+        dane("chain-ta-the-extra-unrelated-ca", NOT_VERIFIED, cert=shape(served="extra-unrelated"),
+             records=[odd_ta("constrained")]),
+        # a DANE-TA record that fails next to a DANE-EE record that matches, and the reverse
+        dane("chain-ta-expired-root-path-ee-match", SENT, cert=shape(intermediate="expired", with_root=True),
+             records=[tlsa(P.root, 2, 0, 1), ee(shape(intermediate="expired", with_root=True))]),
+        dane("chain-ta-match-ee-mismatch-chain-of-11", SENT, cert=shape(intermediate="chain:11"),
+             records=[tlsa(OTHER, 3, 1, 1), tlsa(issuer("chain:11"), 2, 1, 1)]),
+        dane("chain-ta-wrong-name-ee-mismatch", NOT_VERIFIED, cert=shape(WRONG, intermediate="expired"),
+             records=[tlsa(OTHER, 3, 1, 1), tlsa(issuer("expired"), 2, 0, 1)]),
+        # dane-only
+        dane("chain-only-ta-expired-intermediate", SENT, level="dane-only", cert=shape(intermediate="expired"),
+             records=[tlsa(issuer("expired"), 2, 0, 1)]),
+        dane("chain-only-ta-root-chain-of-11-sent", NOT_VERIFIED, level="dane-only",
+             cert=shape(intermediate="chain:11", with_root=True), records=[tlsa(P.root, 2, 0, 1)]),
+    ],
 }
 
 
@@ -594,7 +738,8 @@ class RealValidatingResolver(WorldTestCase):
 
 
 # groups whose rows compare whole TLS lines: group -> the TestCase base that does it
-FULL_LINE_GROUPS = {"DaneMore": test_differential_audit.FullTlsLines}
+FULL_LINE_GROUPS = {"DaneMore": test_differential_audit.FullTlsLines,
+                    "DaneChains": test_differential_audit.FullTlsLines}
 define_groups(globals(), {k: v for k, v in SCENARIOS.items() if k not in FULL_LINE_GROUPS}, "DANE differential")
 for _group, _base in FULL_LINE_GROUPS.items():
     _made: dict = {}

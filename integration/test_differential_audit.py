@@ -28,6 +28,8 @@ import unittest
 import warnings
 from unittest import mock
 
+from cryptography.hazmat.primitives import serialization
+
 import pki
 import test_differential
 from test_differential import (ANON, CONFIG, GOOD, HANDSHAKE, NOMATCH, NOT_OFFERED, NOT_VERIFIED, SENT, TLS12,
@@ -195,12 +197,53 @@ MX1_AT = "mx1.example.test[{mx1.addr}]:25"
 
 # groups whose rows compare whole TLS lines: group -> the TestCase base that does it
 FULL_LINE_GROUPS = {"CertificateShapes": FullTlsLines, "SessionLines": FullSessionLines,
-                    "ChainShapes": FullTlsLines}
+                    "ChainShapes": FullTlsLines, "TrustAnchorChains": FullTlsLines}
 
 
 def chain(**cert) -> dict:
     """pki.leaf arguments of a certificate for mx1.example.test with these chain options."""
     return {"dns": MX1, **cert}
+
+
+
+def ta_policy(level: str, anchor: str, cert: dict) -> AtRunTime:
+    """The policy line "example.test <level> tafile=<file>" whose file holds one
+    certificate of the chain pki.leaf(**cert) makes: anchor "root" (the root above it:
+    the unknown root for intermediate="untrusted"), "issuer" (the leaf's issuing CA; for
+    by_root=True the usual intermediate, which is not on that chain), "top" (the CA right
+    under the root), "leaf" or "test-root" (the test PKI's root, whatever the chain);
+    "<anchor>-key": that certificate's public key alone (a PEM PUBLIC KEY block)."""
+    def line() -> str:
+        p = pki.get_pki()
+        kind = cert.get("intermediate")
+        cas = p.intermediate_chain(kind) if kind else [p.intermediate]
+        which = anchor.removesuffix("-key")
+        f = {"root": lambda: p.unknown_root if kind == "untrusted" else p.root, "test-root": lambda: p.root,
+             "issuer": lambda: cas[0], "top": lambda: cas[-1],
+             "leaf": lambda: p.leaf(**cert)}[which]()
+        path = f.cert_path
+        if anchor.endswith("-key"):
+            path = f.cert_path.with_name(f.cert_path.stem + "-pubkey.pem")
+            path.write_bytes(f.cert.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+            path.chmod(0o644)
+        return f"example.test {level} tafile={path}"
+    return AtRunTime(line)
+
+
+# TrustAnchorChains' chain shapes: name -> pki.leaf arguments
+TA_SHAPES = {"expired-intermediate": chain(intermediate="expired"),
+             "untrusted-root-in-chain": chain(intermediate="untrusted", with_root=True),
+             "chain-of-11": chain(intermediate="chain:11"),
+             "leaf-by-root": chain(by_root=True),
+             "wrong-name": {"dns": ["mx1.other.test"]},
+             "expired-leaf": chain(expired=True)}
+
+# (anchor, shape) pairs of TA_SHAPES that Postfix delivers at verify and secure
+TA_PASSES = {("root", "untrusted-root-in-chain"), ("root", "leaf-by-root"),
+             ("issuer", "expired-intermediate"), ("issuer", "untrusted-root-in-chain"), ("issuer", "chain-of-11"),
+             ("leaf", "expired-intermediate"), ("leaf", "untrusted-root-in-chain"), ("leaf", "chain-of-11"),
+             ("leaf", "leaf-by-root"), ("leaf", "expired-leaf")}
 
 RSA1024 = low_security_peer(dns=MX1, key="rsa1024")
 SHA1_SIGNED = low_security_peer(dns=MX1, signature="sha1")
@@ -712,6 +755,48 @@ SCENARIOS: dict[str, list[dict]] = {
              cert=chain(intermediate="pathlen0-over-another", expired=True), expect=NOT_VERIFIED),
         dict(name="verify-wrong-name-chain-of-11", level="verify",
              cert={"dns": ["other.example.test"], "intermediate": "chain:11"}, expect=NOT_VERIFIED),
+    ],
+    # The chain shapes of ChainShapes against a trust-anchor file (tafile=, which replaces
+    # smtp_tls_CAfile) holding the root above the chain, the leaf's issuer or the leaf
+    # itself, at verify and secure (the same outcomes), and against the leaf's
+    # fingerprints. An anchor ends the chain: the CAs above it, their expiry and the
+    # depth limit no longer count, nor does the validity of an anchoring leaf; names do.
+    # FullTlsLines.
+    "TrustAnchorChains": [
+        *[dict(name=f"tafile-{level}-{anchor}-{shape}", cert=TA_SHAPES[shape],
+               policy=[ta_policy(level, anchor, TA_SHAPES[shape])],
+               expect=SENT if (anchor, shape) in TA_PASSES else NOT_VERIFIED)
+          for level in ("verify", "secure") for anchor in ("root", "issuer", "leaf") for shape in TA_SHAPES],
+        *[dict(name=f"tafile-verify-{anchor}-{name}", cert=cert, policy=[ta_policy("verify", anchor, cert)],
+               expect=expect)
+          for anchor, name, cert, expect in (
+              ("top", "chain-of-11", TA_SHAPES["chain-of-11"], SENT),
+              ("root", "chain-of-10", chain(intermediate="chain:10"), SENT),
+              ("top", "chain-of-12", chain(intermediate="chain:12"), NOT_VERIFIED),
+              ("issuer", "chain-of-12-with-root", chain(intermediate="chain:12", with_root=True), SENT),
+              # "CA certificate verification failed ...: num=65:no matching DANE TLSA records"
+              ("test-root", "untrusted-root-in-chain", TA_SHAPES["untrusted-root-in-chain"], NOT_VERIFIED),
+              ("root", "untrusted-intermediate-without-root", chain(intermediate="untrusted"), SENT),
+              # "CA certificate verification failed ...: num=25:path length constraint exceeded"
+              ("root", "pathlen0-over-another", chain(intermediate="pathlen0-over-another"), NOT_VERIFIED),
+              ("top", "pathlen0-over-another", chain(intermediate="pathlen0-over-another"), NOT_VERIFIED),
+              ("issuer", "pathlen0-over-another", chain(intermediate="pathlen0-over-another"), SENT),
+              ("issuer", "expired-leaf-expired-intermediate", chain(intermediate="expired", expired=True),
+               NOT_VERIFIED),
+              ("leaf", "expired-leaf-expired-intermediate", chain(intermediate="expired", expired=True), SENT),
+              ("leaf", "not-yet-valid-leaf", chain(not_yet_valid=True), SENT),
+              ("issuer", "not-yet-valid-intermediate", chain(intermediate="not-yet-valid"), SENT),
+              ("root", "leaf-by-root-with-root", chain(by_root=True, with_root=True), SENT),
+              ("leaf", "wrong-name-untrusted-root-in-chain",
+               {"dns": ["mx1.other.test"], "intermediate": "untrusted", "with_root": True}, NOT_VERIFIED))],
+        # the anchor as a bare public key (PEM PUBLIC KEY): the same outcomes as its certificate
+        *[dict(name=f"tafile-verify-{anchor}-{shape}", cert=TA_SHAPES[shape],
+               policy=[ta_policy("verify", anchor, TA_SHAPES[shape])],
+               expect=SENT if (anchor.removesuffix("-key"), shape) in TA_PASSES else NOT_VERIFIED)
+          for anchor in ("root-key", "issuer-key", "leaf-key") for shape in TA_SHAPES],
+        *[dict(name=f"fingerprint-{kind}-{shape}", cert=TA_SHAPES[shape],
+               policy=[f"example.test fingerprint match=$FP(mx1 {kind} sha256)"], expect=SENT)
+          for kind in ("cert", "pkey") for shape in TA_SHAPES],
     ],
 }
 
