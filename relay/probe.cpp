@@ -140,7 +140,7 @@ asio::awaitable<ProbeResult> probe_target(const Target& t, const NextHop& hop, c
     plan.level = tls::Level::encrypt;
     plan.context = ctx;
     plan.verify = [&](SSL* ssl) {
-        out << "  TLS: " << smtp::describe_tls_session(ssl) << "\n";
+        out << "  TLS: " << smtp::describe_tls_session(ssl, true) << "\n";
         print_certificates(ssl, out);
         if (dane) out << "  DANE: " << describe_tlsa_match(ssl, dane->usable) << "\n";
         out << "  levels:\n";

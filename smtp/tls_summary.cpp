@@ -35,7 +35,7 @@ std::string key_description(EVP_PKEY* key, bool for_signature, int sig_type_nid)
 
 }  // namespace
 
-std::string describe_tls_session(SSL* ssl) {
+std::string describe_tls_session(SSL* ssl, bool every_version) {
     const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
     int alg_bits = 0;
     int use_bits = SSL_CIPHER_get_bits(cipher, &alg_bits);
@@ -43,7 +43,7 @@ std::string describe_tls_session(SSL* ssl) {
                       " (" + std::to_string(use_bits) + "/" + std::to_string(alg_bits) + " bits)";
     // Postfix 3.7 (tls_get_signature_params) names the key exchange and the server's
     // signature for TLS 1.3 only: an older session's line ends with the cipher's bits.
-    if (SSL_version(ssl) < TLS1_3_VERSION) return out;
+    if (SSL_version(ssl) < TLS1_3_VERSION && !every_version) return out;
     EVP_PKEY* kex = nullptr;
     if (SSL_get_peer_tmp_key(ssl, &kex)) {
         out += " key-exchange " + key_description(kex, false, NID_undef);
