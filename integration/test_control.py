@@ -237,20 +237,6 @@ class ControlActions(ControlCase):
         table = relay.cli("queue", "list").stdout.decode()
         self.assertIn("  (waiting for a connection slot to example.test)\n", table)
 
-    def test_a_message_for_two_destinations_waits_for_a_slot_at_each(self):
-        """With max_connections_per_domain = 1 and a delivery to example.test stalled, a message for other.test and example.test waits for example.test's slot before it connects anywhere."""
-        peer = self.peer("mx1.example.test", stall=["DOT"])
-        other = self.peer("mx1.other.test")
-        self.mx("other.test", "10 mx1.other.test.")
-        relay = self.relay(queue=LATER, delivery={"max_connections_per_domain": 1})
-        first = submit(relay, content("first"))
-        peer.wait_for_command(".", timeout=10)
-        # other.test first: its destination has a free slot, example.test's is taken.
-        both = submit(relay, content("both"), rcpts=("user@other.test", RCPT))
-        self.wait_waiting(relay, both, "waiting for a connection slot to example.test")
-        self.assertEqual(self.entry(relay, first)["waiting"], "active (delivery in progress)")
-        self.assertEqual((len(other.sessions), len(peer.sessions)), (0, 1))
-
 
 class ControlSocket(ControlCase):
 

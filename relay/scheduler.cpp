@@ -134,33 +134,14 @@ void Scheduler::reload() {
     for (const auto& env : spool_.list()) schedule(env);
 }
 
-// The message's destinations: the first undone recipient's, then the others.
-std::vector<std::string> Scheduler::destinations_of(const std::string& id) {
-    std::vector<std::string> dests{dest_of_[id]};
-    if (auto also = also_to_.find(id); also != also_to_.end())
-        dests.insert(dests.end(), also->second.begin(), also->second.end());
-    return dests;
-}
-
-// The first of the message's destinations with every connection slot taken, if any.
-std::optional<std::string> Scheduler::full_destination(const std::string& id) {
-    for (auto& dest : destinations_of(id)) {
-        auto taken = per_destination_.find(dest);
-        if (taken != per_destination_.end() &&
-            taken->second >= ctx_.config.delivery.max_connections_per_domain)
-            return dest;
-    }
-    return std::nullopt;
-}
-
 void Scheduler::launch(const std::string& id) {
     active_.insert(id);
     // The message's other destinations are in flight too, as their recipients are in
-    // Postfix's queues for them: their failures count and can make them dead, and the
-    // attempt takes a connection slot in each (it may connect to any of them), so that
-    // no destination ever sees more than max_connections_per_domain at once.
-    auto& begun = launched_to_[id] = destinations_of(id);
-    for (const auto& dest : begun) ++per_destination_[dest];
+    // Postfix's queues for them: their failures count and can make them dead.
+    auto& begun = launched_to_[id] = {dest_of_[id]};
+    if (auto also = also_to_.find(id); also != also_to_.end())
+        begun.insert(begun.end(), also->second.begin(), also->second.end());
+    ++per_destination_[begun.front()];
     const auto& q = ctx_.config.queue;  // read at each launch: a reload may change them
     throttle_.set_limits({5, static_cast<int>(ctx_.config.delivery.max_connections_per_domain), 1,
                           std::chrono::duration_cast<Throttle::Clock::duration>(q.retry_min)});
@@ -200,8 +181,9 @@ asio::awaitable<void> Scheduler::loop() {
             std::string id = by_time_.begin()->second;
             unschedule(id);
             if (active_.count(id)) continue;  // its delivery reschedules it when done
-            if (auto full = full_destination(id))
-                blocked_[*full].push_back(id);
+            const std::string& dest = dest_of_[id];
+            if (per_destination_[dest] >= ctx_.config.delivery.max_connections_per_domain)
+                blocked_[dest].push_back(id);
             else
                 launch(id);
         }
@@ -304,32 +286,20 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
 }
 
 void Scheduler::release_slot(const std::string& id) {
-    // The destinations it took slots in: its recipients' outcome may have moved dest_of_
-    // on to another one meanwhile.
+    // The destination it was counted under: its recipients' outcome may have moved
+    // dest_of_ on to another one meanwhile.
     auto launched = launched_to_.extract(id);
     std::vector<std::string> begun = launched ? std::move(launched.mapped()) : std::vector{dest_of_[id]};
-    for (const auto& dest : begun)
-        if (--per_destination_[dest] == 0) per_destination_.erase(dest);
-    for (const auto& dest : begun) {
-        auto queue = blocked_.find(dest);
-        if (queue == blocked_.end()) continue;
-        auto& waiting = queue->second;
-        while (!waiting.empty() && !stopping_) {  // a slot is free: the next due message for it
-            std::string next = waiting.front();
-            waiting.pop_front();
-            if (active_.count(next)) continue;
-            if (auto full = full_destination(next)) {
-                if (*full == dest) {  // still full (a reload lowered the limit): wait on
-                    waiting.push_front(next);
-                    break;
-                }
-                blocked_[*full].push_back(next);  // another of its destinations is busy
-                continue;
-            }
+    const std::string& dest = begun.front();
+    --per_destination_[dest];
+    auto& waiting = blocked_[dest];
+    while (!waiting.empty() && !stopping_) {  // a slot is free: the next due message for it
+        std::string next = waiting.front();
+        waiting.pop_front();
+        if (!active_.count(next)) {
             launch(next);
             break;
         }
-        if (waiting.empty()) blocked_.erase(queue);
     }
     // After the next launch: a destination whose mail keeps coming keeps its history.
     auto now = Throttle::Clock::now();

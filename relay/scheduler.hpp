@@ -76,9 +76,6 @@ private:
     void launch(const std::string& id);
     void release_slot(const std::string& id);  // its attempt is over: the next one for its destination
     std::vector<std::string> destinations(const queue::Envelope& env) const;
-    std::vector<std::string> destinations_of(const std::string& id);
-    std::optional<std::string> full_destination(const std::string& id);
-    bool is_blocked(const std::string& id);
     std::optional<queue::Spool::Loaded> take_fresh(const std::string& id);
     void drop_fresh(const std::string& id);
 
@@ -96,8 +93,9 @@ private:
     std::map<std::string, std::vector<std::string>> also_to_;  // id -> its other destinations, if any
     std::set<std::string> active_;
     std::map<std::string, std::unique_ptr<boost::asio::cancellation_signal>> cancel_;  // running attempts
-    std::map<std::string, unsigned> per_destination_;  // connection slots taken
-    // active id → the destinations it took a slot in and began in the throttle at launch
+    std::map<std::string, unsigned> per_destination_;
+    // active id → destinations begun in the throttle at launch; the first is the one its
+    // slot is counted under
     std::map<std::string, std::vector<std::string>> launched_to_;
     Throttle throttle_;  // per dest_of_, as Postfix's in-core queue: lives while it has work
     std::map<std::string, std::deque<std::string>> blocked_;  // due, waiting for a slot

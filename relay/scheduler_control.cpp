@@ -20,19 +20,12 @@ const std::error_code no_such_message = std::make_error_code(std::errc::no_such_
 
 }  // namespace
 
-// Blocked under any of its destinations: the one found busy when it was due.
 void Scheduler::unblock(const std::string& id) {
-    if (!dest_of_.count(id)) return;
-    for (const auto& dest : destinations_of(id))
-        if (auto q = blocked_.find(dest); q != blocked_.end()) std::erase(q->second, id);
-}
-
-bool Scheduler::is_blocked(const std::string& id) {
-    if (!dest_of_.count(id)) return false;
-    for (const auto& dest : destinations_of(id))
-        if (auto q = blocked_.find(dest); q != blocked_.end() && std::ranges::count(q->second, id))
-            return true;
-    return false;
+    auto it = dest_of_.find(id);
+    if (it == dest_of_.end()) return;
+    auto q = blocked_.find(it->second);
+    if (q == blocked_.end()) return;
+    std::erase(q->second, id);
 }
 
 asio::awaitable<std::error_code> Scheduler::flush(std::string id) {
@@ -43,7 +36,8 @@ asio::awaitable<std::error_code> Scheduler::flush(std::string id) {
         ids.insert(ids.end(), active_.begin(), active_.end());
         for (const auto& [dest, waiting] : blocked_) ids.insert(ids.end(), waiting.begin(), waiting.end());
     } else if (!held_.count(id)) {  // a held message stays held, as with the spool files
-        if (!active_.count(id) && !due_.count(id) && !is_blocked(id)) {  // not scheduled: is it there?
+        bool blocked = dest_of_.count(id) && std::ranges::count(blocked_[dest_of_[id]], id) > 0;
+        if (!active_.count(id) && !due_.count(id) && !blocked) {  // not scheduled: is it there?
             auto env = co_await support::on_pool(disk_, [&] { return spool_.envelope(id); });
             if (!env) co_return no_such_message;
             if (!active_.count(id)) schedule(*env);
