@@ -1,10 +1,10 @@
 #include "relay/tls_plan.hpp"
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include <cstring>
-#include <memory>
 
 #include "config/policy_file.hpp"
 #include "relay/verify_errors.hpp"
@@ -118,7 +118,17 @@ std::unique_ptr<boost::asio::ssl::context> make_client_tls(const config::Config&
     SSL_CTX_dane_enable(ctx->native_handle());            // for trust-anchor files (add_trust_anchors)
     // Postfix 3.7's tls_eecdh_auto_curves: no finite-field groups, so a TLS 1.3 server
     // that only takes ffdhe2048 fails the handshake for both (3.8 added tls_ffdhe_auto_groups).
-    SSL_CTX_set1_groups_list(ctx->native_handle(), "X25519:X448:P-256:P-521:P-384");
+    // Each group this OpenSSL lacks (X448 under FIPS, say) is left out, as Postfix does.
+    std::string groups;
+    for (const char* g : {"X25519", "X448", "P-256", "P-521", "P-384"})
+        if (SSL_CTX_set1_groups_list(ctx->native_handle(), g) == 1) groups += (groups.empty() ? "" : ":") + std::string(g);
+    ERR_clear_error();
+    if (groups.empty() || SSL_CTX_set1_groups_list(ctx->native_handle(), groups.c_str()) != 1) {
+        error = "no key-exchange group of X25519 X448 P-256 P-521 P-384 is available";
+        return nullptr;
+    }
+    // A server's renegotiation would present a certificate no policy judges.
+    SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION);
     return ctx;
 }
 
@@ -130,10 +140,12 @@ tls::SessionFacts handshake_facts(SSL* ssl, const smtp::ServerId& server) {
     f.starttls_reply = tls::StarttlsReply{220, "220 Ready"};
     f.handshake_ok = true;
     f.peer_cert_present = SSL_get0_peer_certificate(ssl) != nullptr;
-    // The error Postfix would log (verification goes on past errors, see verify_errors.hpp).
+    // Pass or fail is OpenSSL's; the error named is the one Postfix would log
+    // (verification goes on past errors, see verify_errors.hpp).
+    f.verify_result = SSL_get_verify_result(ssl);
     const VerifyErrors* seen = VerifyErrors::of(ssl);
-    auto logged = seen ? seen->lowest() : std::nullopt;
-    f.verify_result = logged ? logged->code : SSL_get_verify_result(ssl);
+    if (auto logged = seen ? seen->lowest() : std::nullopt; logged && f.verify_result != X509_V_OK)
+        f.verify_result = logged->code;
     f.verify_text = X509_verify_cert_error_string(f.verify_result);
     return f;
 }
@@ -200,9 +212,8 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
     if (policy.invalid) return plan;
     const std::string domain = tls::nexthop_domain(nexthop);
     plan.sni = sni_for(policy, domain, server);
-    auto errors = std::make_shared<VerifyErrors>();
-    plan.prepare = [policy, errors](SSL* ssl, std::string& error) {
-        errors->watch(ssl);
+    plan.prepare = [policy](SSL* ssl, std::string& error) {
+        VerifyErrors::watch(ssl);
         auto range = tls::parse_protocols(policy.protocols);
         if (!range.range) {
             error = range.error + ": aborting TLS session";
@@ -224,7 +235,7 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
         return true;
     };
     std::string where = server.tls_name_addr_port();
-    plan.verify = [policy, domain, server, where, errors](SSL* ssl) {
+    plan.verify = [policy, domain, server, where](SSL* ssl) {
         tls::SessionFacts f = session_facts(ssl, policy, domain, server);
         X509* cert = SSL_get0_peer_certificate(ssl);
         tls::Decision d = tls::decide(policy, f);
@@ -237,7 +248,8 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
             // Postfix logs the first error at the lowest depth; OpenSSL's name check (Postfix
             // hands it the names) runs at depth 0 after the chain checks and before the
             // validity and signature checks.
-            auto e = errors->lowest();
+            const VerifyErrors* seen = VerifyErrors::of(ssl);
+            auto e = seen && f.verify_result != X509_V_OK ? seen->lowest() : std::nullopt;
             if (!e && f.verify_result != X509_V_OK) e = VerifyError{0, f.verify_result, "<unknown>"};
             bool name_first = !f.names_matched && (!e || e->depth > 0 || !error_before_name_check(e->code));
             if (name_first)

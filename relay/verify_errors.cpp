@@ -5,16 +5,20 @@
 namespace tlsrelay::relay {
 namespace {
 
+void free_errors(void*, void* errors, CRYPTO_EX_DATA*, int, long, void*) {
+    delete static_cast<VerifyErrors*>(errors);
+}
+
 int watch_index() {
-    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_errors);
     return index;
 }
 
 }  // namespace
 
 void VerifyErrors::watch(SSL* ssl) {
-    all_.clear();
-    SSL_set_ex_data(ssl, watch_index(), this);
+    delete static_cast<VerifyErrors*>(SSL_get_ex_data(ssl, watch_index()));
+    SSL_set_ex_data(ssl, watch_index(), new VerifyErrors);
     SSL_set_verify(ssl, SSL_get_verify_mode(ssl), &VerifyErrors::on_verify);
 }
 
@@ -54,9 +58,10 @@ std::string verify_failure_line(const VerifyError& e, const std::string& where) 
     const std::string purpose = e.depth > 0 ? "CA" : "server";
     const std::string failed = "certificate verification failed for " + where + ": ";
     switch (e.code) {
+        case X509_V_ERR_CERT_UNTRUSTED:
+            return failed + "not trusted by local or TLSA policy";
         case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
             return failed + "self-signed certificate";
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
         case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
         case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
             return failed + "untrusted issuer " + e.issuer;

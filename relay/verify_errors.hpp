@@ -20,8 +20,8 @@ struct VerifyError {
 
 class VerifyErrors {
 public:
-    // Records ssl's verification from now on (this object must outlive its handshake).
-    void watch(SSL* ssl);
+    // Records ssl's verification from now on, in an object the SSL owns (freed with it).
+    static void watch(SSL* ssl);
     static const VerifyErrors* of(const SSL* ssl);  // null when nothing watches ssl
 
     const std::vector<VerifyError>& all() const { return all_; }

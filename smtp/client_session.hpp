@@ -141,6 +141,7 @@ private:
     Failure smtputf8_not_offered() const;
 
     boost::asio::ip::tcp::socket socket_;
+    TlsErrors tls_errors_;  // OpenSSL's queue when the handshake failed (outlives tls_)
     std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
     ServerId server_;
     ClientOptions options_;
@@ -153,7 +154,6 @@ private:
     bool timed_out_ = false;
     std::string bad_reply_;  // why the last reply could not be parsed
     std::string tls_summary_;
-    TlsErrors tls_errors_;  // OpenSSL's queue when the handshake failed
     std::optional<TlsSession> tls_session_;
 };
 

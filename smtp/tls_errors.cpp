@@ -25,9 +25,9 @@ void TlsErrors::on_info(const SSL* ssl, int where, int ret) {
     if (!self) return;
     struct Queued {
         unsigned long code;
-        const char* file;  // OpenSSL's own static strings: safe to hand back
+        std::string file;  // copies: the queue's slots own theirs and are reused below
         int line;
-        const char* func;
+        std::string func;
         std::string data;
         bool has_data;
     };
@@ -35,17 +35,18 @@ void TlsErrors::on_info(const SSL* ssl, int where, int ret) {
     const char *file = nullptr, *func = nullptr, *data = nullptr;
     int line = 0, flags = 0;
     while (unsigned long code = ERR_get_error_all(&file, &line, &func, &data, &flags))
-        queue.push_back({code, file, line, func, data ? data : "", (flags & ERR_TXT_STRING) != 0});
+        queue.push_back({code, file ? file : "", line, func ? func : "", data ? data : "",
+                         (flags & ERR_TXT_STRING) != 0});
     self->result_ = ret;
     self->problems_.clear();
     for (const auto& q : queue) {
         char text[1024];
         ERR_error_string_n(q.code, text, sizeof text);
-        std::string problem = std::string(text) + ":" + (q.file ? q.file : "") + ":" + std::to_string(q.line) + ":";
+        std::string problem = std::string(text) + ":" + q.file + ":" + std::to_string(q.line) + ":";
         if (q.has_data) problem += q.data + ":";
         self->problems_.push_back(std::move(problem));
         ERR_new();
-        ERR_set_debug(q.file, q.line, q.func);
+        ERR_set_debug(q.file.c_str(), q.line, q.func.c_str());  // OpenSSL 3 copies both
         if (q.has_data)
             ERR_set_error(ERR_GET_LIB(q.code), ERR_GET_REASON(q.code), "%s", q.data.c_str());
         else

@@ -59,9 +59,18 @@ TEST(TlsErrors, KeepsTheFailedConnectsQueueWithFileLineAndData) {
     int rc = h.run();
     ASSERT_LE(rc, 0);
     ASSERT_EQ(SSL_get_error(h.client, rc), SSL_ERROR_SSL);
-    // The queue was put back: Asio still reads the first error's code.
-    EXPECT_EQ(ERR_GET_REASON(ERR_peek_error()), SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
     ASSERT_EQ(errors.problems().size(), 1u);
+    // The queue was put back whole: Asio still reads the first error's code, and its
+    // file, line and data are OpenSSL's own copies (read here after the callback's are gone).
+    const char *file = nullptr, *func = nullptr, *data = nullptr;
+    int line = 0, flags = 0;
+    unsigned long first = ERR_get_error_all(&file, &line, &func, &data, &flags);
+    EXPECT_EQ(ERR_GET_REASON(first), SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+    ASSERT_NE(file, nullptr);
+    EXPECT_NE(errors.problems()[0].find(std::string(file) + ":" + std::to_string(line) + ":"), std::string::npos);
+    EXPECT_TRUE(flags & ERR_TXT_STRING);
+    EXPECT_STREQ(data, "SSL alert number 70");
+    EXPECT_EQ(ERR_get_error(), 0u);
     EXPECT_EQ(errors.connect_result(), rc);
     EXPECT_TRUE(std::regex_match(errors.problems()[0],
                                  std::regex("error:[0-9A-F]{8}:SSL routines::tlsv1 alert protocol version:"
