@@ -2,6 +2,7 @@
 
 import re
 import smtplib
+import ssl
 import unittest
 
 import pki
@@ -43,6 +44,17 @@ class Probe(world.WorldTestCase):
                               r"do not match example\.test")
         self.assertIn("configured policy (secure, from the policy table): would defer: "
                       "Server certificate not verified", out)
+
+    def test_shows_the_key_exchange_of_a_tls12_session(self):
+        """probe's TLS line names a TLS 1.2 session's key exchange and signature too (the log line, as Postfix's, stops at the cipher)."""
+        peer = world.SmtpPeer(self.world, cert=self.pki.leaf(dns=["mx.example.org"]), hostname="mx.example.org",
+                              tls_max_version=ssl.TLSVersion.TLSv1_2).start()
+        self.world.on_cleanup(peer.stop)
+        self.dns.add("example.org", "MX", "10 mx.example.org.")
+        self.dns.add("mx.example.org", "A", peer.host)
+        out = self.probe("example.org")
+        self.assertRegex(out, r"TLS: TLSv1\.2 with cipher \S+ \(\d+/\d+ bits\) key-exchange \S+ "
+                              r"server-signature ECDSA \(prime256v1\)")
 
     def test_suggested_line_turns_deferral_into_delivery(self):
         """Following probe's suggested policy line turns a 4.7.5 deferral into a delivery."""
