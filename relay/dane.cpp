@@ -107,10 +107,8 @@ DaneMatch dane_match(SSL* ssl, const std::vector<tls::TlsaRecord>& records) {
         return m;
     }
     // The error named is the one logged (the first at the lowest depth), not OpenSSL's last.
-    const VerifyErrors* seen = VerifyErrors::of(ssl);
-    auto logged = seen && result != X509_V_OK ? seen->lowest() : std::nullopt;
-    m.detail = result == X509_V_OK ? std::string("no TLSA record matches")
-                                   : std::string(X509_verify_cert_error_string(logged ? logged->code : result));
+    auto logged = logged_error(ssl);
+    m.detail = logged ? std::string(X509_verify_cert_error_string(logged->code)) : std::string("no TLSA record matches");
     m.detail += "; TLSA records tried: " + tried + "; the server's public key sha256 " +
                 tls::hex_colons(tls::public_key_digest(cert, "sha256"));
     return m;
@@ -222,11 +220,7 @@ smtp::TlsPlan dane_plan(const TlsPlanner& planner, const std::string& nexthop, c
         v.ok = !d.failed();
         v.adjective = std::string(tls::to_string(d.adjective));
         if (!v.ok) v.detail = m.detail;
-        if (cert && f.verify_result != X509_V_OK) {  // f.verify_result: the logged error's code
-            const VerifyErrors* seen = VerifyErrors::of(ssl);
-            auto e = seen ? seen->lowest() : std::nullopt;
-            v.log_lines.push_back(verify_failure_line(e ? *e : VerifyError{0, f.verify_result, "<unknown>"}, where));
-        }
+        if (auto e = logged_error(ssl); cert && e) v.log_lines.push_back(verify_failure_line(*e, where));
         return v;
     };
     return plan;

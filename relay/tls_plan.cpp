@@ -142,10 +142,8 @@ tls::SessionFacts handshake_facts(SSL* ssl, const smtp::ServerId& server) {
     f.peer_cert_present = SSL_get0_peer_certificate(ssl) != nullptr;
     // Pass or fail is OpenSSL's; the error named is the one Postfix would log
     // (verification goes on past errors, see verify_errors.hpp).
-    f.verify_result = SSL_get_verify_result(ssl);
-    const VerifyErrors* seen = VerifyErrors::of(ssl);
-    if (auto logged = seen ? seen->lowest() : std::nullopt; logged && f.verify_result != X509_V_OK)
-        f.verify_result = logged->code;
+    auto logged = logged_error(ssl);
+    f.verify_result = logged ? logged->code : X509_V_OK;
     f.verify_text = X509_verify_cert_error_string(f.verify_result);
     return f;
 }
@@ -248,9 +246,7 @@ smtp::TlsPlan plan_for_policy(const tls::Policy& policy, boost::asio::ssl::conte
             // Postfix logs the first error at the lowest depth; OpenSSL's name check (Postfix
             // hands it the names) runs at depth 0 after the chain checks and before the
             // validity and signature checks.
-            const VerifyErrors* seen = VerifyErrors::of(ssl);
-            auto e = seen && f.verify_result != X509_V_OK ? seen->lowest() : std::nullopt;
-            if (!e && f.verify_result != X509_V_OK) e = VerifyError{0, f.verify_result, "<unknown>"};
+            auto e = logged_error(ssl);
             bool name_first = !f.names_matched && (!e || e->depth > 0 || !error_before_name_check(e->code));
             if (name_first)
                 v.log_lines.push_back(name_failure_line(cert, f.reference_names, where));

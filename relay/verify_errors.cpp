@@ -54,6 +54,14 @@ std::optional<VerifyError> VerifyErrors::lowest() const {
     return *best;
 }
 
+std::optional<VerifyError> logged_error(const SSL* ssl) {
+    long result = SSL_get_verify_result(ssl);
+    if (result == X509_V_OK) return std::nullopt;
+    const VerifyErrors* seen = VerifyErrors::of(ssl);
+    if (auto e = seen ? seen->lowest() : std::nullopt) return e;
+    return VerifyError{0, result, "<unknown>"};
+}
+
 std::string verify_failure_line(const VerifyError& e, const std::string& where) {
     const std::string purpose = e.depth > 0 ? "CA" : "server";
     const std::string failed = "certificate verification failed for " + where + ": ";

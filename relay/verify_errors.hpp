@@ -32,6 +32,11 @@ private:
     std::vector<VerifyError> all_;
 };
 
+// The error Postfix would log for ssl's finished verification: nullopt when it passed
+// (OpenSSL's result decides), else the first recorded error at the lowest depth, or
+// OpenSSL's result at depth 0 when nothing watched the verification.
+std::optional<VerifyError> logged_error(const SSL* ssl);
+
 // Postfix's line for the error it logs; "CA" names a certificate above the leaf.
 std::string verify_failure_line(const VerifyError& e, const std::string& where);
 
